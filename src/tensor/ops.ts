@@ -1,0 +1,675 @@
+/**
+ * Differentiable operations. Each op computes its forward with the active kernel backend
+ * and, when an input requires grad, records a node whose backward uses the same backend.
+ * Ops save as little as possible: ReLU keeps only its output, max pool recomputes its
+ * argmax from the input, average pool keeps nothing.
+ */
+import {
+  type BatchNormGeometry, type ConvGeometry, type PoolGeometry, makeConvGeometry, makePoolGeometry,
+} from '../kernels/backend.js';
+import { kernels } from '../kernels/registry.js';
+import { needsGrad, record } from './autograd.js';
+import { Tensor, empty, shapeSize, shapeToString, zeros, type Shape } from './tensor.js';
+
+function expectRank(name: string, t: Tensor, rank: number): void {
+  if (t.shape.length !== rank) {
+    throw new Error(`${name}: expected a rank-${rank} tensor, got ${shapeToString(t.shape)}`);
+  }
+}
+
+function expectSameShape(name: string, a: Tensor, b: Tensor): void {
+  if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) {
+    throw new Error(`${name}: shapes ${shapeToString(a.shape)} and ${shapeToString(b.shape)} differ`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Convolution
+
+export interface Conv2dOptions {
+  stride?: number;
+  padding?: number;
+  dilation?: number;
+  groups?: number;
+}
+
+/** 2-D convolution without bias; weight is [outC, inC/groups, kH, kW]. */
+export function conv2d(x: Tensor, weight: Tensor, options: Conv2dOptions = {}): Tensor {
+  expectRank('conv2d input', x, 4);
+  expectRank('conv2d weight', weight, 4);
+  const [n, c, h, w] = x.shape;
+  const groups = options.groups ?? 1;
+  const [outC, inPerGroup, kH, kW] = weight.shape;
+  if (inPerGroup * groups !== c) {
+    throw new Error(`conv2d: weight ${shapeToString(weight.shape)} with groups ${groups} expects ${inPerGroup * groups} input channels, got ${c}`);
+  }
+  const geometry = makeConvGeometry({
+    batch: n, inChannels: c, inH: h, inW: w, outChannels: outC, kernel: [kH, kW],
+    stride: options.stride, padding: options.padding, dilation: options.dilation, groups,
+  });
+  const y = empty([n, outC, geometry.outH, geometry.outW]);
+  kernels().conv2d(x.data, weight.data, y.data, geometry);
+  if (!needsGrad(x, weight)) return y;
+  return record(y, {
+    name: 'conv2d',
+    inputs: [x, weight],
+    backward: (gy) => conv2dBackward(x, weight, gy, geometry),
+  });
+}
+
+function conv2dBackward(x: Tensor, weight: Tensor, gy: Tensor, g: ConvGeometry): (Tensor | null)[] {
+  const k = kernels();
+  let gx: Tensor | null = null;
+  let gw: Tensor | null = null;
+  if (x.requiresGrad) {
+    gx = empty(x.shape);
+    k.conv2dGradInput(gy.data, weight.data, gx.data, g);
+  }
+  if (weight.requiresGrad) {
+    gw = empty(weight.shape);
+    k.conv2dGradWeight(x.data, gy.data, gw.data, g);
+  }
+  return [gx, gw];
+}
+
+// ---------------------------------------------------------------------------------------
+// Batch norm
+
+export interface BatchNormOptions {
+  weight: Tensor | null;
+  bias: Tensor | null;
+  runningMean: Tensor | null;
+  runningVar: Tensor | null;
+  /** Train mode: normalise with batch statistics and update the running ones. */
+  training: boolean;
+  momentum?: number;
+  eps?: number;
+}
+
+/** BatchNorm2d as PyTorch (spec section 1): biased variance to normalise, unbiased in the running average. */
+export function batchNorm2d(x: Tensor, options: BatchNormOptions): Tensor {
+  expectRank('batchNorm2d input', x, 4);
+  const [n, c, h, w] = x.shape;
+  const eps = options.eps ?? 1e-5;
+  const momentum = options.momentum ?? 0.1;
+  const geometry: BatchNormGeometry = { batch: n, channels: c, spatial: h * w };
+  const k = kernels();
+  const { weight, bias, runningMean, runningVar } = options;
+  for (const [label, t] of [['weight', weight], ['bias', bias], ['running_mean', runningMean], ['running_var', runningVar]] as const) {
+    if (t && t.numel !== c) throw new Error(`batchNorm2d: ${label} has ${t.numel} elements, input has ${c} channels`);
+  }
+  const y = empty(x.shape);
+  const mean = k.alloc(c);
+  const invStd = k.alloc(c);
+  const useBatchStats = options.training || runningMean === null || runningVar === null;
+  if (useBatchStats) {
+    k.batchNormTrain(x.data, weight?.data ?? null, bias?.data ?? null, eps, y.data, mean, invStd, geometry);
+    if (options.training && runningMean && runningVar) {
+      const count = n * h * w;
+      const rm = runningMean.data;
+      const rv = runningVar.data;
+      for (let ch = 0; ch < c; ch++) {
+        const biasedVar = 1 / (invStd[ch] * invStd[ch]) - eps;
+        const unbiasedVar = count > 1 ? biasedVar * count / (count - 1) : biasedVar;
+        rm[ch] = (1 - momentum) * rm[ch] + momentum * mean[ch];
+        rv[ch] = (1 - momentum) * rv[ch] + momentum * unbiasedVar;
+      }
+    }
+  } else {
+    const rm = (runningMean as Tensor).data;
+    const rv = (runningVar as Tensor).data;
+    for (let ch = 0; ch < c; ch++) {
+      mean[ch] = rm[ch];
+      invStd[ch] = 1 / Math.sqrt(rv[ch] + eps);
+    }
+    k.batchNormApply(x.data, mean, invStd, weight?.data ?? null, bias?.data ?? null, y.data, geometry);
+  }
+  const release = (): void => {
+    k.free(mean);
+    k.free(invStd);
+  };
+  if (!needsGrad(x, weight, bias)) {
+    release();
+    return y;
+  }
+  return record(y, {
+    name: 'batchNorm2d',
+    inputs: [x, weight, bias],
+    backward: (gy) => {
+      const gx = empty(x.shape); // the kernels always produce it; unused ones are freed by the engine
+      const gGamma = weight?.requiresGrad ? empty(weight.shape) : null;
+      const gBeta = bias?.requiresGrad ? empty(bias.shape) : null;
+      const kernel = useBatchStats ? k.batchNormTrainBackward : k.batchNormApplyBackward;
+      kernel.call(k, gy.data, x.data, mean, invStd, weight?.data ?? null, gx.data,
+        gGamma?.data ?? null, gBeta?.data ?? null, geometry);
+      return [gx, gGamma, gBeta];
+    },
+    release,
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Elementwise
+
+export function relu(x: Tensor): Tensor {
+  const y = empty(x.shape);
+  kernels().relu(x.data, y.data, x.numel);
+  if (!needsGrad(x)) return y;
+  // The output carries the same mask as the input, and it is alive anyway.
+  return record(y, {
+    name: 'relu',
+    inputs: [x],
+    backward: (gy) => {
+      const gx = empty(x.shape);
+      kernels().reluBackward(gy.data, y.data, gx.data, x.numel);
+      return [gx];
+    },
+  });
+}
+
+export function add(a: Tensor, b: Tensor): Tensor {
+  expectSameShape('add', a, b);
+  const y = empty(a.shape);
+  kernels().add(a.data, b.data, y.data, a.numel);
+  if (!needsGrad(a, b)) return y;
+  return record(y, { name: 'add', inputs: [a, b], backward: (gy) => [gy, gy] });
+}
+
+/** Sum of tensors of one shape (one node, one output buffer). */
+export function sum(xs: readonly Tensor[]): Tensor {
+  if (xs.length === 0) throw new Error('sum: no tensors');
+  for (const x of xs) expectSameShape('sum', xs[0], x);
+  const k = kernels();
+  const y = empty(xs[0].shape);
+  y.data.set(xs[0].data.subarray(0, y.numel));
+  for (let i = 1; i < xs.length; i++) k.axpy(1, xs[i].data, y.data, y.numel);
+  if (!needsGrad(...xs)) return y;
+  return record(y, { name: 'sum', inputs: xs, backward: (gy) => xs.map(() => gy) });
+}
+
+/** x times a constant. */
+export function mulScalar(x: Tensor, factor: number): Tensor {
+  const y = empty(x.shape);
+  kernels().scale(x.data, factor, y.data, x.numel);
+  if (!needsGrad(x)) return y;
+  return record(y, {
+    name: 'mulScalar',
+    inputs: [x],
+    backward: (gy) => {
+      const gx = empty(x.shape);
+      kernels().scale(gy.data, factor, gx.data, x.numel);
+      return [gx];
+    },
+  });
+}
+
+/**
+ * y = sum_i weights[indices[i]] * xs[i]: the MixedOp and node sums, where the weights are
+ * softmax outputs and the gradient flows into them (d/dw[idx] = <gy, x_i>).
+ */
+export function weightedSum(xs: readonly Tensor[], weights: Tensor, indices: readonly number[]): Tensor {
+  if (xs.length === 0 || xs.length !== indices.length) {
+    throw new Error(`weightedSum: ${xs.length} tensors and ${indices.length} weight indices`);
+  }
+  for (const x of xs) expectSameShape('weightedSum', xs[0], x);
+  for (const i of indices) {
+    if (!Number.isInteger(i) || i < 0 || i >= weights.numel) throw new Error(`weightedSum: weight index ${i} outside ${weights.numel}`);
+  }
+  const k = kernels();
+  const n = xs[0].numel;
+  const y = empty(xs[0].shape);
+  const w = weights.data;
+  k.scale(xs[0].data, w[indices[0]], y.data, n);
+  for (let i = 1; i < xs.length; i++) k.axpy(w[indices[i]], xs[i].data, y.data, n);
+  if (!needsGrad(weights, ...xs)) return y;
+  return record(y, {
+    name: 'weightedSum',
+    inputs: [weights, ...xs],
+    backward: (gy) => {
+      let gw: Tensor | null = null;
+      if (weights.requiresGrad) {
+        gw = zeros(weights.shape);
+        for (let i = 0; i < xs.length; i++) gw.data[indices[i]] += k.dot(gy.data, xs[i].data, n);
+      }
+      const gxs = xs.map((x, i) => {
+        if (!x.requiresGrad) return null;
+        const gx = empty(x.shape);
+        k.scale(gy.data, weights.data[indices[i]], gx.data, n);
+        return gx;
+      });
+      return [gw, ...gxs];
+    },
+  });
+}
+
+/** y[n] = x[n] * factors[n] for every sample n (drop path: factors are 0 or 1/keep). */
+export function mulPerSample(x: Tensor, factors: Float32Array): Tensor {
+  const batch = x.shape[0];
+  if (factors.length !== batch) throw new Error(`mulPerSample: ${factors.length} factors for batch ${batch}`);
+  const per = x.numel / batch;
+  const k = kernels();
+  const y = empty(x.shape);
+  for (let i = 0; i < batch; i++) {
+    k.scale(x.data.subarray(i * per, (i + 1) * per), factors[i], y.data.subarray(i * per, (i + 1) * per), per);
+  }
+  if (!needsGrad(x)) return y;
+  const saved = Float32Array.from(factors);
+  return record(y, {
+    name: 'mulPerSample',
+    inputs: [x],
+    backward: (gy) => {
+      const gx = empty(x.shape);
+      for (let i = 0; i < batch; i++) {
+        k.scale(gy.data.subarray(i * per, (i + 1) * per), saved[i], gx.data.subarray(i * per, (i + 1) * per), per);
+      }
+      return [gx];
+    },
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Pooling
+
+export interface PoolOptions {
+  kernel: number;
+  stride: number;
+  padding?: number;
+}
+
+function poolGeometry(x: Tensor, o: PoolOptions): PoolGeometry {
+  expectRank('pool input', x, 4);
+  const [n, c, h, w] = x.shape;
+  return makePoolGeometry({ batch: n, channels: c, inH: h, inW: w, kernel: o.kernel, stride: o.stride, padding: o.padding ?? 0 });
+}
+
+export function maxPool2d(x: Tensor, options: PoolOptions): Tensor {
+  const g = poolGeometry(x, options);
+  const y = empty([g.batch, g.channels, g.outH, g.outW]);
+  kernels().maxPool2d(x.data, y.data, g);
+  if (!needsGrad(x)) return y;
+  return record(y, {
+    name: 'maxPool2d',
+    inputs: [x],
+    backward: (gy) => {
+      const gx = empty(x.shape);
+      kernels().maxPool2dBackward(x.data, gy.data, gx.data, g);
+      return [gx];
+    },
+  });
+}
+
+/** Average pool; padding cells are not counted in the divisor (count_include_pad=False). */
+export function avgPool2d(x: Tensor, options: PoolOptions): Tensor {
+  const g = poolGeometry(x, options);
+  return avgPoolWithGeometry(x, g, [g.batch, g.channels, g.outH, g.outW]);
+}
+
+function avgPoolWithGeometry(x: Tensor, g: PoolGeometry, outShape: Shape): Tensor {
+  const y = empty(outShape);
+  kernels().avgPool2d(x.data, y.data, g);
+  if (!needsGrad(x)) return y;
+  return record(y, {
+    name: 'avgPool2d',
+    inputs: [x],
+    backward: (gy) => {
+      const gx = empty(x.shape);
+      kernels().avgPool2dBackward(gy.data, gx.data, g);
+      return [gx];
+    },
+  });
+}
+
+/** Adaptive average pool to 1x1, flattened: [N, C, H, W] -> [N, C]. */
+export function globalAvgPool(x: Tensor): Tensor {
+  expectRank('globalAvgPool input', x, 4);
+  const [n, c, h, w] = x.shape;
+  const g: PoolGeometry = {
+    batch: n, channels: c, inH: h, inW: w, kernelH: h, kernelW: w,
+    strideH: 1, strideW: 1, padH: 0, padW: 0, outH: 1, outW: 1,
+  };
+  return avgPoolWithGeometry(x, g, [n, c]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Dense
+
+/** y = x W^T + b; x is [N, inF] (a rank-4 [N, C, 1, 1] is read as [N, C]). */
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
+  const rows = x.shape[0];
+  const inF = x.numel / rows;
+  const [outF, wIn] = weight.shape;
+  if (wIn !== inF) throw new Error(`linear: input has ${inF} features, weight ${shapeToString(weight.shape)} expects ${wIn}`);
+  const k = kernels();
+  const y = empty([rows, outF]);
+  k.linear(x.data, weight.data, bias?.data ?? null, y.data, rows, inF, outF);
+  if (!needsGrad(x, weight, bias)) return y;
+  return record(y, {
+    name: 'linear',
+    inputs: [x, weight, bias],
+    backward: (gy) => {
+      let gx: Tensor | null = null;
+      if (x.requiresGrad) {
+        gx = empty(x.shape);
+        k.linearGradInput(gy.data, weight.data, gx.data, rows, inF, outF);
+      }
+      let gw: Tensor | null = null;
+      let gb: Tensor | null = null;
+      if (weight.requiresGrad || bias?.requiresGrad) {
+        gw = empty(weight.shape);
+        gb = bias ? empty(bias.shape) : null;
+        k.linearGradWeight(x.data, gy.data, gw.data, gb?.data ?? null, rows, inF, outF);
+        if (!weight.requiresGrad) { gw.dispose(); gw = null; }
+      }
+      return [gx, gw, gb];
+    },
+  });
+}
+
+/** A copy with another shape of the same size (gradient reshaped back). */
+export function reshape(x: Tensor, shape: Shape): Tensor {
+  if (shapeSize(shape) !== x.numel) throw new Error(`reshape: ${shapeToString(x.shape)} cannot become ${shapeToString(shape)}`);
+  const y = empty(shape);
+  y.data.set(x.data.subarray(0, x.numel));
+  if (!needsGrad(x)) return y;
+  return record(y, {
+    name: 'reshape',
+    inputs: [x],
+    backward: (gy) => {
+      const gx = empty(x.shape);
+      gx.data.set(gy.data.subarray(0, gy.numel));
+      return [gx];
+    },
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Channel plumbing
+
+export function concatChannels(xs: readonly Tensor[]): Tensor {
+  if (xs.length === 0) throw new Error('concatChannels: no tensors');
+  for (const x of xs) expectRank('concatChannels input', x, 4);
+  const [n, , h, w] = xs[0].shape;
+  for (const x of xs) {
+    if (x.shape[0] !== n || x.shape[2] !== h || x.shape[3] !== w) {
+      throw new Error(`concatChannels: ${shapeToString(x.shape)} does not match ${shapeToString(xs[0].shape)} outside channels`);
+    }
+  }
+  const total = xs.reduce((s, x) => s + x.shape[1], 0);
+  const k = kernels();
+  const y = empty([n, total, h, w]);
+  let offset = 0;
+  for (const x of xs) {
+    k.copyChannels(x.data, x.shape[1], 0, y.data, total, offset, x.shape[1], n, h * w, false);
+    offset += x.shape[1];
+  }
+  if (!needsGrad(...xs)) return y;
+  return record(y, {
+    name: 'concatChannels',
+    inputs: xs,
+    backward: (gy) => {
+      let start = 0;
+      return xs.map((x) => {
+        const c = x.shape[1];
+        const from = start;
+        start += c;
+        if (!x.requiresGrad) return null;
+        const gx = empty(x.shape);
+        k.copyChannels(gy.data, total, from, gx.data, c, 0, c, n, h * w, false);
+        return gx;
+      });
+    },
+  });
+}
+
+/** Channels [start, start + count). */
+export function sliceChannels(x: Tensor, start: number, count: number): Tensor {
+  expectRank('sliceChannels input', x, 4);
+  const [n, c, h, w] = x.shape;
+  if (start < 0 || count <= 0 || start + count > c) throw new Error(`sliceChannels: [${start}, ${start + count}) outside ${c} channels`);
+  const k = kernels();
+  const y = empty([n, count, h, w]);
+  k.copyChannels(x.data, c, start, y.data, count, 0, count, n, h * w, false);
+  if (!needsGrad(x)) return y;
+  return record(y, {
+    name: 'sliceChannels',
+    inputs: [x],
+    backward: (gy) => {
+      const gx = zeros(x.shape);
+      k.copyChannels(gy.data, count, 0, gx.data, c, start, count, n, h * w, false);
+      return [gx];
+    },
+  });
+}
+
+/**
+ * channel_shuffle(x, groups): view channels as (groups, C/groups), transpose, flatten.
+ * Output channel j*groups + g is input channel g*(C/groups) + j.
+ */
+export function channelShuffle(x: Tensor, groups: number): Tensor {
+  expectRank('channelShuffle input', x, 4);
+  const [n, c, h, w] = x.shape;
+  if (c % groups !== 0) throw new Error(`channelShuffle: ${c} channels not divisible by ${groups} groups`);
+  const perGroup = c / groups;
+  const k = kernels();
+  const permute = (src: Float32Array, dst: Float32Array, inverse: boolean): void => {
+    for (let g = 0; g < groups; g++) {
+      for (let j = 0; j < perGroup; j++) {
+        const inChannel = g * perGroup + j;
+        const outChannel = j * groups + g;
+        if (inverse) k.copyChannels(src, c, outChannel, dst, c, inChannel, 1, n, h * w, false);
+        else k.copyChannels(src, c, inChannel, dst, c, outChannel, 1, n, h * w, false);
+      }
+    }
+  };
+  const y = empty(x.shape);
+  permute(x.data, y.data, false);
+  if (!needsGrad(x)) return y;
+  return record(y, {
+    name: 'channelShuffle',
+    inputs: [x],
+    backward: (gy) => {
+      const gx = empty(x.shape);
+      permute(gy.data, gx.data, true);
+      return [gx];
+    },
+  });
+}
+
+/** x[:, :, offset:, offset:] (FactorizedReduce's one-pixel shift). */
+export function cropTopLeft(x: Tensor, offset: number): Tensor {
+  expectRank('cropTopLeft input', x, 4);
+  const [n, c, h, w] = x.shape;
+  if (offset <= 0 || offset >= h || offset >= w) throw new Error(`cropTopLeft: offset ${offset} outside ${h}x${w}`);
+  const oh = h - offset;
+  const ow = w - offset;
+  const y = empty([n, c, oh, ow]);
+  const src = x.data;
+  const dst = y.data;
+  for (let p = 0; p < n * c; p++) {
+    for (let r = 0; r < oh; r++) {
+      const from = p * h * w + (r + offset) * w + offset;
+      dst.set(src.subarray(from, from + ow), p * oh * ow + r * ow);
+    }
+  }
+  if (!needsGrad(x)) return y;
+  return record(y, {
+    name: 'cropTopLeft',
+    inputs: [x],
+    backward: (gy) => {
+      const gx = zeros(x.shape);
+      const g = gy.data;
+      const out = gx.data;
+      for (let p = 0; p < n * c; p++) {
+        for (let r = 0; r < oh; r++) {
+          const to = p * h * w + (r + offset) * w + offset;
+          out.set(g.subarray(p * oh * ow + r * ow, p * oh * ow + (r + 1) * ow), to);
+        }
+      }
+      return [gx];
+    },
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Softmax and losses (small tensors: plain TypeScript, float64 accumulation)
+
+/**
+ * Softmax over consecutive segments of the flattened tensor: `segments` lists their lengths
+ * (summing to numel). Alphas: every row of 8; betas: the inputs of each node.
+ */
+export function softmaxSegments(x: Tensor, segments: readonly number[]): Tensor {
+  const total = segments.reduce((a, b) => a + b, 0);
+  if (total !== x.numel) throw new Error(`softmaxSegments: segments cover ${total} of ${x.numel} elements`);
+  const y = empty(x.shape);
+  const xs = x.data;
+  const ys = y.data;
+  let start = 0;
+  for (const len of segments) {
+    let max = -Infinity;
+    for (let i = start; i < start + len; i++) if (xs[i] > max) max = xs[i];
+    let s = 0;
+    for (let i = start; i < start + len; i++) s += Math.exp(xs[i] - max);
+    for (let i = start; i < start + len; i++) ys[i] = Math.exp(xs[i] - max) / s;
+    start += len;
+  }
+  if (!needsGrad(x)) return y;
+  return record(y, {
+    name: 'softmax',
+    inputs: [x],
+    backward: (gy) => {
+      const gx = empty(x.shape);
+      const g = gy.data;
+      const out = gx.data;
+      let from = 0;
+      for (const len of segments) {
+        let dotGy = 0;
+        for (let i = from; i < from + len; i++) dotGy += g[i] * ys[i];
+        for (let i = from; i < from + len; i++) out[i] = ys[i] * (g[i] - dotGy);
+        from += len;
+      }
+      return [gx];
+    },
+  });
+}
+
+/** Softmax over the last dimension. */
+export function softmax(x: Tensor): Tensor {
+  const last = x.shape[x.shape.length - 1];
+  return softmaxSegments(x, new Array<number>(x.numel / last).fill(last));
+}
+
+/** Log-softmax over the last dimension. */
+export function logSoftmax(x: Tensor): Tensor {
+  const last = x.shape[x.shape.length - 1];
+  const rows = x.numel / last;
+  const y = empty(x.shape);
+  const xs = x.data;
+  const ys = y.data;
+  for (let r = 0; r < rows; r++) {
+    const o = r * last;
+    let max = -Infinity;
+    for (let i = 0; i < last; i++) if (xs[o + i] > max) max = xs[o + i];
+    let s = 0;
+    for (let i = 0; i < last; i++) s += Math.exp(xs[o + i] - max);
+    const logSum = max + Math.log(s);
+    for (let i = 0; i < last; i++) ys[o + i] = xs[o + i] - logSum;
+  }
+  if (!needsGrad(x)) return y;
+  return record(y, {
+    name: 'logSoftmax',
+    inputs: [x],
+    backward: (gy) => {
+      const gx = empty(x.shape);
+      const g = gy.data;
+      const out = gx.data;
+      for (let r = 0; r < rows; r++) {
+        const o = r * last;
+        let sg = 0;
+        for (let i = 0; i < last; i++) sg += g[o + i];
+        for (let i = 0; i < last; i++) out[o + i] = g[o + i] - Math.exp(ys[o + i]) * sg;
+      }
+      return [gx];
+    },
+  });
+}
+
+export interface CrossEntropyOptions {
+  /** Target = (1 - s) one-hot + s / classes (PyTorch's label_smoothing). */
+  labelSmoothing?: number;
+}
+
+/** Mean cross-entropy of logits [N, classes] against integer labels; a one-element tensor. */
+export function crossEntropy(logits: Tensor, labels: Int32Array, options: CrossEntropyOptions = {}): Tensor {
+  expectRank('crossEntropy logits', logits, 2);
+  const [rows, classes] = logits.shape;
+  if (labels.length !== rows) throw new Error(`crossEntropy: ${labels.length} labels for ${rows} rows of logits`);
+  const smoothing = options.labelSmoothing ?? 0;
+  const xs = logits.data;
+  const probabilities = new Float64Array(rows * classes);
+  let total = 0;
+  for (let r = 0; r < rows; r++) {
+    const label = labels[r];
+    if (!Number.isInteger(label) || label < 0 || label >= classes) {
+      throw new Error(`crossEntropy: label ${label} outside 0..${classes - 1}`);
+    }
+    const o = r * classes;
+    let max = -Infinity;
+    for (let i = 0; i < classes; i++) if (xs[o + i] > max) max = xs[o + i];
+    let s = 0;
+    for (let i = 0; i < classes; i++) s += Math.exp(xs[o + i] - max);
+    const logSum = max + Math.log(s);
+    let sumLogP = 0;
+    for (let i = 0; i < classes; i++) {
+      const logP = xs[o + i] - logSum;
+      probabilities[o + i] = Math.exp(logP);
+      sumLogP += logP;
+    }
+    total += -(1 - smoothing) * (xs[o + label] - logSum) - (smoothing / classes) * sumLogP;
+  }
+  const loss = empty([]);
+  loss.data[0] = total / rows;
+  if (!needsGrad(logits)) return loss;
+  const savedLabels = Int32Array.from(labels);
+  return record(loss, {
+    name: 'crossEntropy',
+    inputs: [logits],
+    backward: (gy) => {
+      const scale = gy.data[0] / rows;
+      const gx = empty(logits.shape);
+      const out = gx.data;
+      for (let r = 0; r < rows; r++) {
+        const o = r * classes;
+        for (let i = 0; i < classes; i++) {
+          const target = (i === savedLabels[r] ? 1 - smoothing : 0) + smoothing / classes;
+          out[o + i] = (probabilities[o + i] - target) * scale;
+        }
+      }
+      return [gx];
+    },
+  });
+}
+
+/** Sum of y * weights over all elements: drives backward with an upstream gradient in tests. */
+export function dotConstant(y: Tensor, weights: Float32Array): Tensor {
+  const k = kernels();
+  const out = empty([]);
+  out.data[0] = k.dot(y.data, weights, y.numel);
+  if (!needsGrad(y)) return out;
+  const saved = Float32Array.from(weights.subarray(0, y.numel));
+  return record(out, {
+    name: 'dotConstant',
+    inputs: [y],
+    backward: (gy) => {
+      const gx = empty(y.shape);
+      k.scale(saved, gy.data[0], gx.data, y.numel);
+      return [gx];
+    },
+  });
+}
+
+/** Zeros of the shape an op with the given stride would output (the `none` operation). */
+export function zerosLikeStrided(x: Tensor, stride: number): Tensor {
+  expectRank('zerosLikeStrided input', x, 4);
+  const [n, c, h, w] = x.shape;
+  return zeros([n, c, Math.ceil(h / stride), Math.ceil(w / stride)]);
+}
