@@ -1,0 +1,133 @@
+/**
+ * The DARTS operation set (spec section 1) with the authors' module structure, so that
+ * state-dict keys (`op.1.weight`, `conv_1.weight`, `bn.running_mean`, ...) match theirs.
+ */
+import { BatchNorm2d, AvgPool2d, Conv2d, Identity, MaxPool2d, ReLU } from '../nn/layers.js';
+import { Module, Sequential, type Layer } from '../nn/module.js';
+import * as ops from '../tensor/ops.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { isPrimitive, PRIMITIVES, type Primitive } from './primitives.js';
+
+/** ReLU, conv kxk without bias, BN: keys op.1.weight, op.2.*. */
+export class ReLUConvBN extends Module implements Layer {
+  readonly op: Sequential;
+
+  constructor(cIn: number, cOut: number, kernel: number, stride: number, padding: number, affine: boolean) {
+    super();
+    this.op = this.registerModule('op', new Sequential(
+      new ReLU(),
+      new Conv2d(cIn, cOut, kernel, { stride, padding }),
+      new BatchNorm2d(cOut, { affine }),
+    ));
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.op.forward(x);
+  }
+}
+
+/** ReLU, depthwise dilated kxk, pointwise 1x1, BN. */
+export class DilConv extends Module implements Layer {
+  readonly op: Sequential;
+
+  constructor(cIn: number, cOut: number, kernel: number, stride: number, padding: number, dilation: number, affine: boolean) {
+    super();
+    this.op = this.registerModule('op', new Sequential(
+      new ReLU(),
+      new Conv2d(cIn, cIn, kernel, { stride, padding, dilation, groups: cIn }),
+      new Conv2d(cIn, cOut, 1),
+      new BatchNorm2d(cOut, { affine }),
+    ));
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.op.forward(x);
+  }
+}
+
+/** Two stacked (ReLU, depthwise kxk, pointwise 1x1, BN); only the first depthwise strides. */
+export class SepConv extends Module implements Layer {
+  readonly op: Sequential;
+
+  constructor(cIn: number, cOut: number, kernel: number, stride: number, padding: number, affine: boolean) {
+    super();
+    this.op = this.registerModule('op', new Sequential(
+      new ReLU(),
+      new Conv2d(cIn, cIn, kernel, { stride, padding, groups: cIn }),
+      new Conv2d(cIn, cIn, 1),
+      new BatchNorm2d(cIn, { affine }),
+      new ReLU(),
+      new Conv2d(cIn, cIn, kernel, { stride: 1, padding, groups: cIn }),
+      new Conv2d(cIn, cOut, 1),
+      new BatchNorm2d(cOut, { affine }),
+    ));
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.op.forward(x);
+  }
+}
+
+/**
+ * ReLU; two 1x1 stride-2 convs to cOut/2 each, the second on x shifted by one pixel;
+ * concat; BN. Odd spatial sizes are an error (the authors' code would crop silently).
+ */
+export class FactorizedReduce extends Module implements Layer {
+  readonly conv1: Conv2d;
+  readonly conv2: Conv2d;
+  readonly bn: BatchNorm2d;
+
+  constructor(cIn: number, cOut: number, affine: boolean) {
+    super();
+    if (cOut % 2 !== 0) throw new Error(`FactorizedReduce: output channels must be even, got ${cOut}`);
+    this.conv1 = this.registerModule('conv_1', new Conv2d(cIn, cOut / 2, 1, { stride: 2 }));
+    this.conv2 = this.registerModule('conv_2', new Conv2d(cIn, cOut / 2, 1, { stride: 2 }));
+    this.bn = this.registerModule('bn', new BatchNorm2d(cOut, { affine }));
+  }
+
+  forward(x: Tensor): Tensor {
+    const [, , h, w] = x.shape;
+    if (h % 2 !== 0 || w % 2 !== 0) {
+      throw new Error(`FactorizedReduce: spatial size ${h}x${w} is odd; a reduction needs even sizes (choose an input size divisible by 4)`);
+    }
+    const activated = ops.relu(x);
+    const shifted = ops.cropTopLeft(activated, 1);
+    const joined = ops.concatChannels([this.conv1.forward(activated), this.conv2.forward(shifted)]);
+    return this.bn.forward(joined);
+  }
+}
+
+/** The `none` operation: zeros of the output shape, contributing no gradient. */
+export class Zero extends Module implements Layer {
+  constructor(readonly stride: number) {
+    super();
+  }
+
+  forward(x: Tensor): Tensor {
+    return ops.zerosLikeStrided(x, this.stride);
+  }
+}
+
+/** OPS[name](C, stride, affine) of the authors' operations.py. */
+export function createOperation(name: Primitive, channels: number, stride: number, affine: boolean): Layer {
+  switch (name) {
+    case 'none': return new Zero(stride);
+    case 'max_pool_3x3': return new MaxPool2d(3, stride, 1);
+    case 'avg_pool_3x3': return new AvgPool2d(3, stride, 1);
+    case 'skip_connect': return stride === 1 ? new Identity() : new FactorizedReduce(channels, channels, affine);
+    case 'sep_conv_3x3': return new SepConv(channels, channels, 3, stride, 1, affine);
+    case 'sep_conv_5x5': return new SepConv(channels, channels, 5, stride, 2, affine);
+    case 'dil_conv_3x3': return new DilConv(channels, channels, 3, stride, 2, 2, affine);
+    case 'dil_conv_5x5': return new DilConv(channels, channels, 5, stride, 4, 2, affine);
+  }
+}
+
+export function createOperationByName(name: string, channels: number, stride: number, affine: boolean): Layer {
+  if (!isPrimitive(name)) throw new Error(`unknown operation '${name}' (known: ${PRIMITIVES.join(', ')})`);
+  return createOperation(name, channels, stride, affine);
+}
+
+/** Operations that keep their input untouched (drop path skips them, spec section 7). */
+export function isIdentityOperation(op: Layer): boolean {
+  return op instanceof Identity;
+}
