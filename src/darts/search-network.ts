@@ -1,0 +1,220 @@
+/**
+ * The PC-DARTS search network (spec sections 3-4): a stem, `layers` search cells with
+ * partial-channel MixedOps on every edge and edge normalisation, global pooling and a
+ * linear classifier. Architecture parameters (alphas, betas) are plain leaves held beside
+ * the module tree, as in the authors' code (not part of the state dict).
+ */
+import { BatchNorm2d, Conv2d, Linear } from '../nn/layers.js';
+import { Module, ModuleList, Sequential } from '../nn/module.js';
+import { fillNormal } from '../nn/init.js';
+import * as ops from '../tensor/ops.js';
+import { empty, type Tensor } from '../tensor/tensor.js';
+import { deriveGenotype, edgeCount, type Genotype } from './genotype.js';
+import { MixedOp } from './mixed-op.js';
+import { FactorizedReduce, ReLUConvBN } from './operations.js';
+import { PRIMITIVES } from './primitives.js';
+
+export interface SearchNetworkConfig {
+  /** Initial channels C (16 in the paper). */
+  channels: number;
+  /** Number of cells (8). */
+  layers: number;
+  classes: number;
+  /** Input image channels: 3 for CIFAR, 1 for Fashion-MNIST. */
+  inChannels: number;
+  /** Intermediate nodes per cell (4). */
+  steps: number;
+  /** Nodes concatenated into the cell output (4). */
+  multiplier: number;
+  /** Stem output is stemMultiplier * C (3). */
+  stemMultiplier: number;
+  /** Partial channel proportion 1/K (4); 1 is plain DARTS. */
+  k: number;
+  /** Edge normalisation (betas); off for the ablation. */
+  edgeNormalization: boolean;
+}
+
+export const DEFAULT_SEARCH_NETWORK: SearchNetworkConfig = {
+  channels: 16, layers: 8, classes: 10, inChannels: 3, steps: 4, multiplier: 4, stemMultiplier: 3, k: 4, edgeNormalization: true,
+};
+
+/** Cell indices that reduce: floor(layers/3) and floor(2 layers/3). */
+export function isReductionLayer(index: number, layers: number): boolean {
+  return index === Math.floor(layers / 3) || index === Math.floor((2 * layers) / 3);
+}
+
+/** Lengths of the betas' per-node softmax segments: 2, 3, ..., steps + 1. */
+export function betaSegments(steps: number): number[] {
+  return Array.from({ length: steps }, (_, i) => i + 2);
+}
+
+export class SearchCell extends Module {
+  readonly preprocess0: Module & { forward(x: Tensor): Tensor };
+  readonly preprocess1: ReLUConvBN;
+  readonly edges: MixedOp[];
+
+  constructor(
+    readonly steps: number, readonly multiplier: number, cPrevPrev: number, cPrev: number, readonly channels: number,
+    readonly reduction: boolean, reductionPrev: boolean, k: number,
+  ) {
+    super();
+    this.preprocess0 = this.registerModule('preprocess0', reductionPrev
+      ? new FactorizedReduce(cPrevPrev, channels, false)
+      : new ReLUConvBN(cPrevPrev, channels, 1, 1, 0, false));
+    this.preprocess1 = this.registerModule('preprocess1', new ReLUConvBN(cPrev, channels, 1, 1, 0, false));
+    const list = this.registerModule('_ops', new ModuleList());
+    this.edges = [];
+    for (let node = 0; node < steps; node++) {
+      for (let input = 0; input < node + 2; input++) {
+        const stride = reduction && input < 2 ? 2 : 1;
+        this.edges.push(list.append(new MixedOp(channels, stride, k)));
+      }
+    }
+  }
+
+  /**
+   * alphaWeights: softmaxed alphas [edges, 8]; betaWeights: per-node softmaxed betas
+   * [edges], or null when edge normalisation is off (every beta weight 1).
+   */
+  forward(s0: Tensor, s1: Tensor, alphaWeights: Tensor, betaWeights: Tensor | null): Tensor {
+    const states = [this.preprocess0.forward(s0), this.preprocess1.forward(s1)];
+    let edge = 0;
+    for (let node = 0; node < this.steps; node++) {
+      const outputs: Tensor[] = [];
+      const edgeIndices: number[] = [];
+      states.forEach((state) => {
+        outputs.push(this.edges[edge].forward(state, alphaWeights, edge * PRIMITIVES.length));
+        edgeIndices.push(edge);
+        edge++;
+      });
+      states.push(betaWeights ? ops.weightedSum(outputs, betaWeights, edgeIndices) : ops.sum(outputs));
+    }
+    return ops.concatChannels(states.slice(-this.multiplier));
+  }
+}
+
+export class SearchNetwork extends Module {
+  readonly config: SearchNetworkConfig;
+  readonly stem: Sequential;
+  readonly cells: SearchCell[];
+  readonly classifier: Linear;
+  readonly alphasNormal: Tensor;
+  readonly alphasReduce: Tensor;
+  readonly betasNormal: Tensor;
+  readonly betasReduce: Tensor;
+
+  constructor(config: Partial<SearchNetworkConfig> = {}) {
+    super();
+    const c = { ...DEFAULT_SEARCH_NETWORK, ...config };
+    this.config = c;
+    validateSearchConfig(c);
+    const stemChannels = c.stemMultiplier * c.channels;
+    this.stem = this.registerModule('stem', new Sequential(
+      new Conv2d(c.inChannels, stemChannels, 3, { padding: 1 }),
+      new BatchNorm2d(stemChannels),
+    ));
+    let cPrevPrev = stemChannels;
+    let cPrev = stemChannels;
+    let cCurrent = c.channels;
+    let reductionPrev = false;
+    const list = this.registerModule('cells', new ModuleList());
+    this.cells = [];
+    for (let i = 0; i < c.layers; i++) {
+      const reduction = isReductionLayer(i, c.layers);
+      if (reduction) cCurrent *= 2;
+      this.cells.push(list.append(new SearchCell(c.steps, c.multiplier, cPrevPrev, cPrev, cCurrent, reduction, reductionPrev, c.k)));
+      reductionPrev = reduction;
+      cPrevPrev = cPrev;
+      cPrev = c.multiplier * cCurrent;
+    }
+    this.classifier = this.registerModule('classifier', new Linear(cPrev, c.classes));
+    // Spec section 4: 1e-3 * N(0, 1), after the weights (as the authors' _initialize_alphas).
+    const edges = edgeCount(c.steps);
+    const arch = (shape: number[]): Tensor => {
+      const t = empty(shape);
+      fillNormal(t.data, 1e-3);
+      t.requiresGrad = true;
+      return t.keep();
+    };
+    this.alphasNormal = arch([edges, PRIMITIVES.length]);
+    this.alphasReduce = arch([edges, PRIMITIVES.length]);
+    this.betasNormal = arch([edges]);
+    this.betasReduce = arch([edges]);
+  }
+
+  /** The four architecture tensors, by the authors' names. */
+  namedArchParameters(): [string, Tensor][] {
+    return [
+      ['alphas_normal', this.alphasNormal], ['alphas_reduce', this.alphasReduce],
+      ['betas_normal', this.betasNormal], ['betas_reduce', this.betasReduce],
+    ];
+  }
+
+  archParameters(): Tensor[] {
+    return this.namedArchParameters().map(([, t]) => t);
+  }
+
+  /** Weights only (what SGD trains); architecture tensors are not module parameters. */
+  weightParameters(): Tensor[] {
+    return this.parameters();
+  }
+
+  forward(x: Tensor): Tensor {
+    const { steps, edgeNormalization } = this.config;
+    const edges = edgeCount(steps);
+    const rows = new Array<number>(edges).fill(PRIMITIVES.length);
+    const alphaNormal = ops.softmaxSegments(this.alphasNormal, rows);
+    const alphaReduce = ops.softmaxSegments(this.alphasReduce, rows);
+    const betaNormal = edgeNormalization ? ops.softmaxSegments(this.betasNormal, betaSegments(steps)) : null;
+    const betaReduce = edgeNormalization ? ops.softmaxSegments(this.betasReduce, betaSegments(steps)) : null;
+    const stem = this.stem.forward(x);
+    let s0 = stem;
+    let s1 = stem;
+    for (const cell of this.cells) {
+      const output = cell.reduction
+        ? cell.forward(s0, s1, alphaReduce, betaReduce)
+        : cell.forward(s0, s1, alphaNormal, betaNormal);
+      s0 = s1;
+      s1 = output;
+    }
+    return this.classifier.forward(ops.globalAvgPool(s1));
+  }
+
+  /** The genotype the current architecture derives to (spec section 5). */
+  genotype(): Genotype {
+    const { steps, multiplier, edgeNormalization } = this.config;
+    return deriveGenotype({
+      alphasNormal: this.alphasNormal.data, alphasReduce: this.alphasReduce.data,
+      betasNormal: edgeNormalization ? this.betasNormal.data : undefined,
+      betasReduce: edgeNormalization ? this.betasReduce.data : undefined,
+    }, steps, multiplier);
+  }
+}
+
+/** Checks the configuration; every problem is a one-line error naming the setting. */
+export function validateSearchConfig(c: SearchNetworkConfig, inputSize?: number): void {
+  const positive = (value: number, name: string): void => {
+    if (!Number.isInteger(value) || value < 1) throw new Error(`${name}: expected a positive integer, got ${value}`);
+  };
+  positive(c.channels, 'init channels');
+  positive(c.layers, 'layers');
+  positive(c.steps, 'nodes');
+  positive(c.classes, 'classes');
+  positive(c.inChannels, 'input channels');
+  positive(c.k, 'k');
+  if (c.multiplier < 1 || c.multiplier > c.steps) throw new Error(`multiplier: expected 1..${c.steps} (nodes), got ${c.multiplier}`);
+  if (c.channels % c.k !== 0) throw new Error(`k: K=${c.k} does not divide the initial channel count ${c.channels}`);
+  const reductions = Array.from({ length: c.layers }, (_, i) => i).filter((i) => isReductionLayer(i, c.layers)).length;
+  const reducedChannels = c.channels * 2;
+  if (reductions > 0 && (reducedChannels / c.k) % 2 !== 0) {
+    throw new Error(`k: C/K = ${reducedChannels / c.k} in reduction cells must be even (stride-2 skip_connect is a FactorizedReduce)`);
+  }
+  if (inputSize !== undefined) {
+    let size = inputSize;
+    for (let i = 0; i < c.layers; i++) {
+      if (!isReductionLayer(i, c.layers)) continue;
+      if (size % 2 !== 0) throw new Error(`input size ${inputSize}: becomes ${size} (odd) before the reduction at cell ${i}; use a size divisible by 4`);
+      size /= 2;
+    }
+  }
+}
