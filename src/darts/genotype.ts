@@ -274,9 +274,7 @@ function resolveSteps(arch: ArchitectureParameters, steps: number | undefined): 
     if (!Number.isInteger(steps) || steps < 1) throw new Error(`steps: expected a positive integer, got ${steps}`);
     return steps;
   }
-  const first = arch.alphasNormal[0];
-  const rows = typeof first === 'number' ? arch.alphasNormal.length / OPERATION_COUNT : arch.alphasNormal.length;
-  return stepsForEdgeCount(rows, 'alphasNormal');
+  return stepsForEdgeCount(archRows(arch.alphasNormal, 'alphasNormal').length, 'alphasNormal');
 }
 
 /** The W matrices of both cell types (softmax(alpha) * beta_w, float32), e.g. for reports. */
@@ -368,22 +366,30 @@ const CELL_TYPES = ['normal', 'reduce'] as const;
 export function validateGenotype(value: unknown, options: ValidateOptions = {}): Genotype {
   const prefix = label(options.source);
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new Error(`${prefix}: expected an object with normal, normal_concat, reduce, reduce_concat; got ${describe(value)}`);
+    throw new Error(
+      `${prefix}: expected an object with normal, normal_concat, reduce, reduce_concat; got ${describe(value)}`,
+    );
   }
   const record = value as Record<string, unknown>;
   for (const cell of CELL_TYPES) {
     const pairs = record[cell];
-    if (!Array.isArray(pairs)) throw new Error(`${prefix}: ${cell}: expected a list of [operation, input] pairs, got ${describe(pairs)}`);
+    if (!Array.isArray(pairs)) {
+      throw new Error(`${prefix}: ${cell}: expected a list of [operation, input] pairs, got ${describe(pairs)}`);
+    }
     if (pairs.length === 0 || pairs.length % 2 !== 0) {
       throw new Error(`${prefix}: ${cell}: expected an even, non-zero number of entries (2 per node), got ${pairs.length}`);
     }
     const steps = pairs.length / 2;
     if (options.steps !== undefined && steps !== options.steps) {
-      throw new Error(`${prefix}: ${cell}: ${pairs.length} entries make ${steps} nodes, expected ${options.steps} (2 entries per node)`);
+      throw new Error(
+        `${prefix}: ${cell}: ${pairs.length} entries make ${steps} nodes, expected ${options.steps} (2 entries per node)`,
+      );
     }
     pairs.forEach((pair: unknown, k) => {
       const where = `${prefix}: ${cell}[${k}]`;
-      if (!Array.isArray(pair) || pair.length !== 2) throw new Error(`${where}: expected an [operation, input] pair, got ${describe(pair)}`);
+      if (!Array.isArray(pair) || pair.length !== 2) {
+        throw new Error(`${where}: expected an [operation, input] pair, got ${describe(pair)}`);
+      }
       const [op, input] = pair as unknown[];
       if (!isPrimitive(op)) {
         if (typeof op !== 'string') throw new Error(`${where}: expected an operation name, got ${describe(op)}`);
@@ -536,7 +542,9 @@ function tokenize(text: string, source: string | undefined): Token[] {
       const match = /^-?[0-9]+/.exec(text.slice(i))!;
       tokens.push({ kind: 'int', text: match[0], offset: i });
       i += match[0].length;
-      if (/[A-Za-z_.]/.test(text[i] ?? '')) throw syntaxError(text, i, source, `unexpected character '${text[i]}' after a number (only integers are allowed)`);
+      if (/[A-Za-z_.]/.test(text[i] ?? '')) {
+        throw syntaxError(text, i, source, `unexpected character '${text[i]}' after a number (only integers are allowed)`);
+      }
     } else if (/[A-Za-z_]/.test(c)) {
       const match = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*/.exec(text.slice(i))!;
       tokens.push({ kind: 'name', text: match[0], offset: i });
@@ -615,7 +623,7 @@ class PythonGenotypeReader {
     let positional = 0;
     while (!this.isPunct(')')) {
       const start = this.peek();
-      if (start.kind === 'end') throw this.fail(start, `missing ')' closing 'Genotype(' opened at column ${this.columnOf(open)}`);
+      if (start.kind === 'end') throw this.unclosed(open, "')'", "'Genotype('");
       let field: GenotypeField;
       if (start.kind === 'name' && this.tokens[this.position + 1]?.text === '=') {
         if (!(GENOTYPE_FIELDS as readonly string[]).includes(start.text)) {
@@ -625,12 +633,15 @@ class PythonGenotypeReader {
         this.position += 2;
       } else {
         if (fields.size > positional) throw this.fail(start, 'positional argument after keyword arguments');
-        if (positional >= GENOTYPE_FIELDS.length) throw this.fail(start, `too many arguments (Genotype has ${GENOTYPE_FIELDS.length} fields)`);
+        if (positional >= GENOTYPE_FIELDS.length) {
+          throw this.fail(start, `too many arguments (Genotype has ${GENOTYPE_FIELDS.length} fields)`);
+        }
         field = GENOTYPE_FIELDS[positional]!;
         positional++;
       }
       if (fields.has(field)) throw this.fail(start, `field '${field}' given twice`);
       fields.set(field, field.endsWith('_concat') ? this.readConcat(field) : this.readPairs(field));
+      if (this.peek().kind === 'end') throw this.unclosed(open, "')'", "'Genotype('");
       if (!this.isPunct(')')) this.expectPunct(',', `or ')' after the value of '${field}'`);
     }
     const close = this.next();
@@ -642,26 +653,30 @@ class PythonGenotypeReader {
     return Object.fromEntries(GENOTYPE_FIELDS.map((f) => [f, fields.get(f)])) as unknown as Genotype;
   }
 
-  private columnOf(token: Token): string {
-    const before = this.text.slice(0, token.offset);
+  /** Error at the end of the input: `closing` never came for the bracket `opener`. */
+  private unclosed(opener: Token, closing: string, what: string): Error {
+    const before = this.text.slice(0, opener.offset);
     const line = before.split('\n').length;
-    const column = token.offset - before.lastIndexOf('\n');
-    return line > 1 ? `${column} of line ${line}` : String(column);
+    const column = opener.offset - before.lastIndexOf('\n');
+    return this.fail(this.peek(), `missing ${closing} closing ${what} opened at line ${line}, column ${column}`);
   }
 
   /** pairs = '[' [pair (',' pair)* [',']] ']' ; pair = ('(' | '[') STRING ',' INT [','] (')' | ']') */
   private readPairs(field: string): [Primitive, number][] {
-    this.expectPunct('[', `to start the list of '${field}'`);
+    const listOpen = this.expectPunct('[', `to start the list of '${field}'`);
     const pairs: [Primitive, number][] = [];
     while (!this.isPunct(']')) {
+      if (this.peek().kind === 'end') throw this.unclosed(listOpen, "']'", `the list of '${field}'`);
       const open = this.next();
-      if (open.kind === 'end') throw this.fail(open, `missing ']' closing the list of '${field}'`);
       if (open.kind !== 'punct' || (open.text !== '(' && open.text !== '[')) {
-        throw this.fail(open, `expected an ('operation', input) pair in '${field}', found ${PythonGenotypeReader.show(open)}`);
+        const found = PythonGenotypeReader.show(open);
+        throw this.fail(open, `expected an ('operation', input) pair in '${field}', found ${found}`);
       }
       const closing = open.text === '(' ? ')' : ']';
       const name = this.next();
-      if (name.kind !== 'string') throw this.fail(name, `expected a quoted operation name, found ${PythonGenotypeReader.show(name)}`);
+      if (name.kind !== 'string') {
+        throw this.fail(name, `expected a quoted operation name, found ${PythonGenotypeReader.show(name)}`);
+      }
       if (!isPrimitive(name.text)) {
         throw this.fail(name, `unknown operation '${name.text}' (known: ${PRIMITIVES.join(', ')})`);
       }
@@ -670,6 +685,7 @@ class PythonGenotypeReader {
       if (this.isPunct(',')) this.next();
       this.expectPunct(closing, `closing the pair ('${name.text}', ${input})`);
       pairs.push([name.text, input]);
+      if (this.peek().kind === 'end') throw this.unclosed(listOpen, "']'", `the list of '${field}'`);
       if (!this.isPunct(']')) this.expectPunct(',', `or ']' after a pair in '${field}'`);
     }
     this.next();
@@ -692,14 +708,15 @@ class PythonGenotypeReader {
       const closing = token.text === '[' ? ']' : ')';
       const values: number[] = [];
       while (!this.isPunct(closing)) {
-        if (this.peek().kind === 'end') throw this.fail(this.peek(), `missing '${closing}' closing '${field}'`);
+        if (this.peek().kind === 'end') throw this.unclosed(token, `'${closing}'`, `the list of '${field}'`);
         values.push(this.expectInt(`in '${field}'`));
         if (!this.isPunct(closing)) this.expectPunct(',', `or '${closing}' in '${field}'`);
       }
       this.next();
       return values;
     }
-    throw this.fail(token, `expected range(a, b) or a list of integers for '${field}', found ${PythonGenotypeReader.show(token)}`);
+    const found = PythonGenotypeReader.show(token);
+    throw this.fail(token, `expected range(a, b) or a list of integers for '${field}', found ${found}`);
   }
 }
 

@@ -166,8 +166,6 @@ export function parameter(values: ArrayLike<number> | Tensor, shape?: Shape): Te
   return t.keep();
 }
 
-type Kept = Tensor | Tensor[] | Record<string, unknown> | number | string | boolean | null | undefined | void;
-
 function collectTensors(value: unknown, out: Set<Tensor>, depth = 0): void {
   if (depth > 4 || value === null || typeof value !== 'object') return;
   if (value instanceof Tensor) {
@@ -188,7 +186,7 @@ function collectTensors(value: unknown, out: Set<Tensor>, depth = 0): void {
  * (a tensor, an array of tensors or a plain object of them) and kept tensors. Returned
  * tensors move to the enclosing scope.
  */
-export function tidy<T extends Kept>(fn: () => T): T {
+export function tidy<T>(fn: () => T): T {
   const scope = new Set<Tensor>();
   scopeStack.push(scope);
   let result: T;
