@@ -1,0 +1,365 @@
+/**
+ * The networks that retrain a found architecture from scratch (spec section 7): the authors'
+ * NetworkCIFAR and NetworkImageNet (their model.py), built from a genotype, with the same
+ * module tree so that state-dict keys match theirs (`stem.0.weight`,
+ * `cells.0.preprocess0.op.1.weight`, `cells.0._ops.0.op.1.weight`,
+ * `auxiliary_head.features.2.weight`, `classifier.bias`, ...).
+ */
+import { validateGenotype, type Genotype } from '../darts/genotype.js';
+import { createOperation, FactorizedReduce, isIdentityOperation, ReLUConvBN } from '../darts/operations.js';
+import type { Primitive } from '../darts/primitives.js';
+import { convOutputSize } from '../kernels/backend.js';
+import { AvgPool2d, BatchNorm2d, Conv2d, Linear, ReLU } from '../nn/layers.js';
+import { Module, ModuleList, Sequential, type Layer } from '../nn/module.js';
+import * as ops from '../tensor/ops.js';
+import { defaultRandom, type Random } from '../tensor/random.js';
+import { shapeToString, type Tensor } from '../tensor/tensor.js';
+import { dropPath } from './drop-path.js';
+
+/** The channel multiplier of the stem (3C channels out of the CIFAR stem). */
+const STEM_MULTIPLIER = 3;
+/** Channels of the auxiliary heads' hidden layers (authors' AuxiliaryHead*). */
+const AUX_HIDDEN_CHANNELS = 128;
+const AUX_FEATURES = 768;
+
+export interface EvalNetworkOptions {
+  /** The architecture; validated on construction. */
+  genotype: Genotype;
+  /** C: channels of the first cells (36 for CIFAR, 48 for ImageNet by default). */
+  channels?: number;
+  /** Number of cells (20 for CIFAR, 14 for ImageNet by default). */
+  layers?: number;
+  classes?: number;
+  /** Build the auxiliary head (used in training mode only). */
+  auxiliary?: boolean;
+  /** Image channels: 3 for colour images, 1 for Fashion-MNIST. */
+  inChannels?: number;
+  /** Initial drop-path probability (the trainer sets `dropPathProb` each epoch). */
+  dropPathProb?: number;
+  /** Generator of the drop-path masks; defaultRandom() (at forward time) when absent. */
+  random?: Random;
+}
+
+export type EvalNetworkConfig = Required<Omit<EvalNetworkOptions, 'genotype' | 'random'>>;
+
+/** Defaults of the CIFAR-10 evaluation (spec section 7). */
+export const CIFAR_NETWORK_DEFAULTS: Readonly<EvalNetworkConfig> = Object.freeze({
+  channels: 36, layers: 20, classes: 10, auxiliary: true, inChannels: 3, dropPathProb: 0.3,
+});
+
+/** Defaults of the ImageNet (mobile setting) evaluation (spec section 7). */
+export const IMAGENET_NETWORK_DEFAULTS: Readonly<EvalNetworkConfig> = Object.freeze({
+  channels: 48, layers: 14, classes: 1000, auxiliary: true, inChannels: 3, dropPathProb: 0,
+});
+
+export interface EvalNetworkOutput {
+  logits: Tensor;
+  /** The auxiliary head's logits: only in training mode with an auxiliary head, else null. */
+  logitsAux: Tensor | null;
+}
+
+/** Indices of the reduction cells: floor(layers / 3) and floor(2 * layers / 3). */
+export function reductionCellIndices(layers: number): number[] {
+  return [...new Set([Math.floor(layers / 3), Math.floor((2 * layers) / 3)])];
+}
+
+/** Index of the cell after which the auxiliary head reads: floor(2 * layers / 3). */
+export function auxiliaryCellIndex(layers: number): number {
+  return Math.floor((2 * layers) / 3);
+}
+
+function positiveInteger(value: number, what: string): number {
+  if (!Number.isInteger(value) || value < 1) throw new Error(`evaluation network: ${what} must be a positive integer, got ${value}`);
+  return value;
+}
+
+function resolveConfig(options: EvalNetworkOptions, defaults: Readonly<EvalNetworkConfig>): EvalNetworkConfig {
+  const config: EvalNetworkConfig = {
+    channels: options.channels ?? defaults.channels,
+    layers: options.layers ?? defaults.layers,
+    classes: options.classes ?? defaults.classes,
+    auxiliary: options.auxiliary ?? defaults.auxiliary,
+    inChannels: options.inChannels ?? defaults.inChannels,
+    dropPathProb: options.dropPathProb ?? defaults.dropPathProb,
+  };
+  positiveInteger(config.channels, 'channels (C)');
+  positiveInteger(config.layers, 'layers');
+  positiveInteger(config.classes, 'classes');
+  positiveInteger(config.inChannels, 'inChannels');
+  if (!(config.dropPathProb >= 0 && config.dropPathProb < 1)) {
+    throw new Error(`evaluation network: dropPathProb must be in [0, 1), got ${config.dropPathProb}`);
+  }
+  return config;
+}
+
+/**
+ * One cell of the evaluation network (the authors' model.Cell): both inputs preprocessed to
+ * C channels, then each intermediate node i = op[2i](state[index[2i]]) + op[2i+1](state[index[2i+1]]);
+ * output = concat of the `concat` states.
+ */
+export class EvalCell extends Module {
+  readonly preprocess0: Layer;
+  readonly preprocess1: ReLUConvBN;
+  readonly operations: Layer[];
+  readonly operationNames: Primitive[];
+  /** The state each operation reads (0, 1: the cell inputs; j >= 2: node j - 2). */
+  readonly indices: number[];
+  readonly concat: number[];
+  readonly steps: number;
+  /** Output channels = concat.length * C. */
+  readonly outChannels: number;
+
+  constructor(
+    genotype: Genotype,
+    cPrevPrev: number,
+    cPrev: number,
+    readonly channels: number,
+    readonly reduction: boolean,
+    readonly reductionPrev: boolean,
+  ) {
+    super();
+    this.preprocess0 = this.registerModule('preprocess0', reductionPrev
+      ? new FactorizedReduce(cPrevPrev, channels, true)
+      : new ReLUConvBN(cPrevPrev, channels, 1, 1, 0, true));
+    this.preprocess1 = this.registerModule('preprocess1', new ReLUConvBN(cPrev, channels, 1, 1, 0, true));
+    const pairs = reduction ? genotype.reduce : genotype.normal;
+    this.concat = [...(reduction ? genotype.reduce_concat : genotype.normal_concat)];
+    this.steps = pairs.length / 2;
+    this.outChannels = this.concat.length * channels;
+    this.operationNames = pairs.map(([name]) => name);
+    this.indices = pairs.map(([, index]) => index);
+    const list = this.registerModule('_ops', new ModuleList());
+    this.operations = pairs.map(([name, index]) => {
+      const stride = reduction && index < 2 ? 2 : 1;
+      return list.append(createOperation(name, channels, stride, true));
+    });
+  }
+
+  forward(s0: Tensor, s1: Tensor, dropProb: number, random: () => Random): Tensor {
+    const states: Tensor[] = [this.preprocess0.forward(s0), this.preprocess1.forward(s1)];
+    const dropping = this.training && dropProb > 0;
+    for (let i = 0; i < this.steps; i++) {
+      const branches = [2 * i, 2 * i + 1].map((k) => {
+        const op = this.operations[k];
+        let h = op.forward(states[this.indices[k]]);
+        // Drop path never touches identity operations (spec section 7).
+        if (dropping && !isIdentityOperation(op)) h = dropPath(h, dropProb, random());
+        return h;
+      });
+      states.push(ops.add(branches[0], branches[1]));
+    }
+    return ops.concatChannels(this.concat.map((j) => states[j]));
+  }
+}
+
+/** ReLU, avg pool 5 (stride 3 for CIFAR's 8x8 input, 2 for ImageNet's 7x7), 1x1 conv, BN, ReLU, 2x2 conv, [BN], ReLU, linear. */
+export class AuxiliaryHead extends Module {
+  readonly features: Sequential;
+  readonly classifier: Linear;
+
+  constructor(channels: number, classes: number, readonly kind: 'cifar' | 'imagenet') {
+    super();
+    const layers: Module[] = [
+      new ReLU(),
+      new AvgPool2d(5, kind === 'cifar' ? 3 : 2, 0),
+      new Conv2d(channels, AUX_HIDDEN_CHANNELS, 1),
+      new BatchNorm2d(AUX_HIDDEN_CHANNELS),
+      new ReLU(),
+      new Conv2d(AUX_HIDDEN_CHANNELS, AUX_FEATURES, 2),
+    ];
+    // The authors' ImageNet head has no BN after the 2x2 conv (a typo kept for their results).
+    if (kind === 'cifar') layers.push(new BatchNorm2d(AUX_FEATURES));
+    layers.push(new ReLU());
+    this.features = this.registerModule('features', new Sequential(...layers));
+    this.classifier = this.registerModule('classifier', new Linear(AUX_FEATURES, classes));
+  }
+
+  forward(x: Tensor): Tensor {
+    const [, , h, w] = x.shape;
+    const pooledH = convOutputSize(h, 5, this.kind === 'cifar' ? 3 : 2, 0);
+    const pooledW = convOutputSize(w, 5, this.kind === 'cifar' ? 3 : 2, 0);
+    if (pooledH !== 2 || pooledW !== 2) {
+      const expected = this.kind === 'cifar' ? '8x8 (32x32 images)' : '7x7 (224x224 images)';
+      throw new Error(`auxiliary head: expected a feature map of ${expected}, got ${h}x${w}; build the network with auxiliary: false for other input sizes`);
+    }
+    return this.classifier.forward(this.features.forward(x));
+  }
+}
+
+/** What the CIFAR and ImageNet networks share: cells, auxiliary head, drop path, forward. */
+export abstract class EvalNetwork extends Module {
+  readonly config: EvalNetworkConfig;
+  readonly genotype: Genotype;
+  readonly cells: EvalCell[] = [];
+  /** Built by buildCells (subclass constructors), after the stems: state-dict order. */
+  readonly auxiliaryHead: AuxiliaryHead | null = null;
+  readonly auxiliaryIndex: number;
+  readonly classifier!: Linear;
+  /** Drop-path probability of the current epoch (set by the trainer; training mode only). */
+  dropPathProb: number;
+  /** Generator of the drop-path masks; null means defaultRandom() at each forward. */
+  random: Random | null;
+
+  protected constructor(options: EvalNetworkOptions, defaults: Readonly<EvalNetworkConfig>, private readonly kind: 'cifar' | 'imagenet') {
+    super();
+    this.config = resolveConfig(options, defaults);
+    this.genotype = validateGenotype(options.genotype);
+    this.dropPathProb = this.config.dropPathProb;
+    this.random = options.random ?? null;
+    this.auxiliaryIndex = auxiliaryCellIndex(this.config.layers);
+  }
+
+  /**
+   * Builds the cells, the auxiliary head and the classifier (the authors' loop), starting
+   * from stem outputs of `cPrevPrev`, `cPrev` channels.
+   */
+  protected buildCells(cPrevPrev: number, cPrev: number, cCurrent: number, reductionPrevFirst: boolean): void {
+    const { layers, classes, auxiliary } = this.config;
+    const reductions = new Set(reductionCellIndices(layers));
+    const list = this.registerModule('cells', new ModuleList());
+    let reductionPrev = reductionPrevFirst;
+    let auxChannels = 0;
+    for (let i = 0; i < layers; i++) {
+      const reduction = reductions.has(i);
+      if (reduction) cCurrent *= 2;
+      const cell = list.append(new EvalCell(this.genotype, cPrevPrev, cPrev, cCurrent, reduction, reductionPrev));
+      this.cells.push(cell);
+      reductionPrev = reduction;
+      [cPrevPrev, cPrev] = [cPrev, cell.outChannels];
+      if (i === this.auxiliaryIndex) auxChannels = cPrev;
+    }
+    if (auxiliary) {
+      (this as { auxiliaryHead: AuxiliaryHead | null }).auxiliaryHead =
+        this.registerModule('auxiliary_head', new AuxiliaryHead(auxChannels, classes, this.kind));
+    }
+    (this as { classifier: Linear }).classifier = this.registerModule('classifier', new Linear(cPrev, classes));
+  }
+
+  /** The two stem outputs (s0, s1) fed to the first cell. */
+  protected abstract stems(x: Tensor): [Tensor, Tensor];
+
+  /** Final pooling to [N, C]. */
+  protected abstract pool(x: Tensor): Tensor;
+
+  /**
+   * Throws a one-line error when an input of height x width cannot go through the network:
+   * a reduction would receive an odd size (FactorizedReduce needs even sizes), or the final
+   * pooling does not fit.
+   */
+  abstract checkInputSize(height: number, width: number): void;
+
+  /** Walks the reductions from the first cell's input size; returns the last cell's output size. */
+  protected checkReductions(stemHeight: number, stemWidth: number, input: string): [number, number] {
+    let h = stemHeight;
+    let w = stemWidth;
+    this.cells.forEach((cell, i) => {
+      if (cell.reduction) {
+        if (h % 2 !== 0 || w % 2 !== 0) {
+          throw new Error(`evaluation network: input ${input} gives cell ${i} (a reduction) an odd size ${h}x${w}; reductions need even sizes (use an input size divisible by 4, e.g. pad 28x28 to 32x32)`);
+        }
+        h /= 2;
+        w /= 2;
+      }
+    });
+    return [h, w];
+  }
+
+  forward(x: Tensor): EvalNetworkOutput {
+    if (x.shape.length !== 4 || x.shape[1] !== this.config.inChannels) {
+      throw new Error(`evaluation network: expected input [N, ${this.config.inChannels}, H, W], got ${shapeToString(x.shape)}`);
+    }
+    this.checkInputSize(x.shape[2], x.shape[3]);
+    const random = (): Random => this.random ?? defaultRandom();
+    let logitsAux: Tensor | null = null;
+    let [s0, s1] = this.stems(x);
+    this.cells.forEach((cell, i) => {
+      [s0, s1] = [s1, cell.forward(s0, s1, this.dropPathProb, random)];
+      if (i === this.auxiliaryIndex && this.auxiliaryHead && this.training) {
+        logitsAux = this.auxiliaryHead.forward(s1);
+      }
+    });
+    const logits = this.classifier.forward(this.pool(s1));
+    return { logits, logitsAux };
+  }
+}
+
+/** The authors' NetworkCIFAR: stem conv 3x3 -> 3C + BN, cells, global average pool, linear. */
+export class NetworkCIFAR extends EvalNetwork {
+  readonly stem: Sequential;
+
+  constructor(options: EvalNetworkOptions) {
+    super(options, CIFAR_NETWORK_DEFAULTS, 'cifar');
+    const { channels, inChannels } = this.config;
+    const stemChannels = STEM_MULTIPLIER * channels;
+    this.stem = this.registerModule('stem', new Sequential(
+      new Conv2d(inChannels, stemChannels, 3, { padding: 1 }),
+      new BatchNorm2d(stemChannels),
+    ));
+    this.buildCells(stemChannels, stemChannels, channels, false);
+  }
+
+  protected stems(x: Tensor): [Tensor, Tensor] {
+    const s = this.stem.forward(x);
+    return [s, s];
+  }
+
+  protected pool(x: Tensor): Tensor {
+    return ops.globalAvgPool(x);
+  }
+
+  checkInputSize(height: number, width: number): void {
+    this.checkReductions(height, width, `${height}x${width}`);
+  }
+}
+
+/**
+ * The authors' NetworkImageNet: stem0 (conv 3x3 s2 -> C/2, BN, ReLU, conv 3x3 s2 -> C, BN),
+ * stem1 (ReLU, conv 3x3 s2, BN); the first cell treats its input as reduced; a 7x7 average
+ * pool (224x224 images) and a linear classifier.
+ */
+export class NetworkImageNet extends EvalNetwork {
+  readonly stem0: Sequential;
+  readonly stem1: Sequential;
+
+  constructor(options: EvalNetworkOptions) {
+    super(options, IMAGENET_NETWORK_DEFAULTS, 'imagenet');
+    const { channels, inChannels } = this.config;
+    const half = Math.floor(channels / 2);
+    this.stem0 = this.registerModule('stem0', new Sequential(
+      new Conv2d(inChannels, half, 3, { stride: 2, padding: 1 }),
+      new BatchNorm2d(half),
+      new ReLU(),
+      new Conv2d(half, channels, 3, { stride: 2, padding: 1 }),
+      new BatchNorm2d(channels),
+    ));
+    this.stem1 = this.registerModule('stem1', new Sequential(
+      new ReLU(),
+      new Conv2d(channels, channels, 3, { stride: 2, padding: 1 }),
+      new BatchNorm2d(channels),
+    ));
+    this.buildCells(channels, channels, channels, true);
+  }
+
+  protected stems(x: Tensor): [Tensor, Tensor] {
+    const s0 = this.stem0.forward(x);
+    return [s0, this.stem1.forward(s0)];
+  }
+
+  protected pool(x: Tensor): Tensor {
+    return ops.avgPool2d(x, { kernel: 7, stride: 7 });
+  }
+
+  checkInputSize(height: number, width: number): void {
+    const input = `${height}x${width}`;
+    const down = (n: number): number => convOutputSize(n, 3, 2, 1);
+    const s0h = down(down(height));
+    const s0w = down(down(width));
+    if (s0h % 2 !== 0 || s0w % 2 !== 0) {
+      throw new Error(`evaluation network: input ${input} gives the first cell's FactorizedReduce an odd size ${s0h}x${s0w}; use an input size divisible by 8 (224x224)`);
+    }
+    const [h, w] = this.checkReductions(down(s0h), down(s0w), input);
+    if (h !== 7 || w !== 7) {
+      throw new Error(`evaluation network: input ${input} gives a final ${h}x${w} feature map; the ImageNet network's 7x7 average pool needs 224x224 images`);
+    }
+  }
+}
