@@ -651,19 +651,26 @@ export function crossEntropy(logits: Tensor, labels: Int32Array, options: CrossE
 
 /** Sum of y * weights over all elements: drives backward with an upstream gradient in tests. */
 export function dotConstant(y: Tensor, weights: Float32Array): Tensor {
+  if (weights.length < y.numel) throw new Error(`dotConstant: ${weights.length} weights for ${y.numel} elements`);
   const k = kernels();
+  // Kernels take buffers of the backend's own memory: copy the constant in.
+  const saved = empty(y.shape);
+  saved.data.set(weights.subarray(0, y.numel));
   const out = empty([]);
-  out.data[0] = k.dot(y.data, weights, y.numel);
-  if (!needsGrad(y)) return out;
-  const saved = Float32Array.from(weights.subarray(0, y.numel));
+  out.data[0] = k.dot(y.data, saved.data, y.numel);
+  if (!needsGrad(y)) {
+    saved.dispose();
+    return out;
+  }
   return record(out, {
     name: 'dotConstant',
     inputs: [y],
     backward: (gy) => {
       const gx = empty(y.shape);
-      k.scale(saved, gy.data[0], gx.data, y.numel);
+      k.scale(saved.data, gy.data[0], gx.data, y.numel);
       return [gx];
     },
+    release: () => saved.dispose(),
   });
 }
 
