@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+/**
+ * The `pcdarts` command: one subcommand per file of this folder. Exit statuses: 0 success,
+ * 1 unexpected failure, 2 bad input (unknown flag, bad value, unusable data or directory),
+ * 130 / 143 stopped by SIGINT / SIGTERM after writing a checkpoint.
+ */
+import { Command, CommanderError } from 'commander';
+
+import { searchCommand } from './search.js';
+
+/** Errors as one line on stderr, and exceptions instead of process.exit (statuses are decided below). */
+function configure(command: Command): Command {
+  return command
+    .exitOverride()
+    .showSuggestionAfterError(true)
+    .configureOutput({
+      outputError: (text, write) => {
+        const line = text.split('\n').map((l) => l.trim()).filter((l) => l !== '').join(' ').replace(/^error: /, '');
+        write(`${command.name() === 'pcdarts' ? 'pcdarts' : `pcdarts ${command.name()}`}: ${line}\n`);
+      },
+    });
+}
+
+export function program(): Command {
+  const root = configure(new Command('pcdarts'))
+    .description('PC-DARTS: partially-connected differentiable architecture search, in TypeScript')
+    .enablePositionalOptions();
+  root.addCommand(configure(searchCommand()));
+  return root;
+}
+
+async function main(argv: string[]): Promise<number> {
+  try {
+    await program().parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return 0;
+      return 2;
+    }
+    process.stderr.write(`pcdarts: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
+    return 1;
+  }
+}
+
+process.exit(await main(process.argv.slice(2)));

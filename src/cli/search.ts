@@ -1,0 +1,135 @@
+/**
+ * `pcdarts search`: flags (kebab-case forms of the authors' arguments) -> SearchRun. All the
+ * work is in the library (src/run/search.ts); this file parses, wires progress and signals,
+ * and turns outcomes into exit statuses: 0 done, 2 bad input, 130/143 stopped by SIGINT/SIGTERM.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+
+import {
+  createProgress, DATASET_NAMES, DEFAULT_SEARCH_CONFIG, DEFAULT_SEARCH_RUNTIME, formatEpochLine, formatStepStatus,
+  genotypeToJSON, installStopHandlers, oneLine, RunInputError, type SearchConfig, SearchRun, type SearchRuntime,
+  SIGNAL_EXIT_CODES,
+} from '../index.js';
+
+function parseInteger(value: string): number {
+  if (!/^\s*[+-]?\d+\s*$/.test(value)) throw new InvalidArgumentError('expected an integer.');
+  return Number(value);
+}
+
+function parseNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('expected a number.');
+  return n;
+}
+
+/** Keys of SearchConfig that are flags (commander's attribute names equal the config keys). */
+const CONFIG_KEYS = Object.keys(DEFAULT_SEARCH_CONFIG) as (keyof SearchConfig)[];
+
+function timestamp(date = new Date()): string {
+  const p = (n: number): string => String(n).padStart(2, '0');
+  return `${date.getFullYear()}${p(date.getMonth() + 1)}${p(date.getDate())}-${p(date.getHours())}${p(date.getMinutes())}${p(date.getSeconds())}`;
+}
+
+export function searchCommand(): Command {
+  const d = DEFAULT_SEARCH_CONFIG;
+  const command = new Command('search')
+    .description('PC-DARTS architecture search (first order); defaults are the paper\'s CIFAR-10 settings, on the bundled Fashion-MNIST subset')
+    .addOption(new Option('--dataset <name>', 'training data').choices([...DATASET_NAMES]).default(d.dataset))
+    .addOption(new Option('--data <dir>', 'dataset directory (default: the dataset\'s standard location; none for the bundled subset)'))
+    .addOption(new Option('--batch-size <n>', 'batch size of both halves').argParser(parseInteger).default(d.batchSize))
+    .addOption(new Option('--lr <x>', 'weight learning rate (cosine schedule)').argParser(parseNumber).default(d.lr))
+    .addOption(new Option('--lr-min <x>', 'final weight learning rate').argParser(parseNumber).default(d.lrMin))
+    .addOption(new Option('--momentum <x>', 'SGD momentum').argParser(parseNumber).default(d.momentum))
+    .addOption(new Option('--weight-decay <x>', 'SGD weight decay').argParser(parseNumber).default(d.weightDecay))
+    .addOption(new Option('--arch-lr <x>', 'architecture Adam learning rate').argParser(parseNumber).default(d.archLr))
+    .addOption(new Option('--arch-weight-decay <x>', 'architecture weight decay').argParser(parseNumber).default(d.archWeightDecay))
+    .addOption(new Option('--epochs <n>', 'search epochs').argParser(parseInteger).default(d.epochs))
+    .addOption(new Option('--warmup-epochs <n>', 'epochs before architecture steps begin').argParser(parseInteger).default(d.warmupEpochs))
+    .addOption(new Option('--init-channels <n>', 'initial channels C').argParser(parseInteger).default(d.initChannels))
+    .addOption(new Option('--layers <n>', 'cells').argParser(parseInteger).default(d.layers))
+    .addOption(new Option('--nodes <n>', 'intermediate nodes per cell').argParser(parseInteger).default(d.nodes))
+    .addOption(new Option('--k <n>', 'partial channel proportion 1/K').argParser(parseInteger).default(d.k))
+    .addOption(new Option('--no-edge-norm', 'switch edge normalisation off (ablation) (default: on)'))
+    .addOption(new Option('--train-portion <x>', 'fraction of the training set for the weights; the rest trains the architecture').argParser(parseNumber).default(d.trainPortion))
+    .addOption(new Option('--grad-clip <x>', 'clip the weight gradients\' global norm').argParser(parseNumber).default(d.gradClip))
+    .addOption(new Option('--seed <n>', 'random seed').argParser(parseInteger).default(d.seed))
+    .addOption(new Option('--limit-train <n>', 'use only the first N training images, for quick runs (default: all)').argParser(parseInteger))
+    .addOption(new Option('--threads <n>', 'kernel threads; results do not depend on it (default: all cores, or PCDARTS_THREADS)').argParser(parseInteger))
+    .addOption(new Option('--checkpoint-every <n>', 'write a checkpoint every N steps, and at every epoch end').argParser(parseInteger).default(DEFAULT_SEARCH_RUNTIME.checkpointEvery))
+    .addOption(new Option('--out <dir>', 'new run directory (default: runs/search-<date>-<time>)'))
+    .addOption(new Option('--resume <dir>', 'continue the run in DIR from its last checkpoint; other flags must match the run or be left out'))
+    .action(async (_options: Record<string, unknown>, self: Command) => {
+      process.exitCode = await runSearchCommand(self);
+    });
+  return command;
+}
+
+/** Runs the command whose options commander has parsed; returns the exit status. */
+async function runSearchCommand(command: Command): Promise<number> {
+  const options = command.opts<Record<string, unknown>>();
+  const fromCli = (key: string): boolean => command.getOptionValueSource(key) === 'cli';
+  const err = (line: string): void => { process.stderr.write(`pcdarts search: ${line}\n`); };
+  const runtime: Partial<SearchRuntime> = {
+    threads: options.threads as number | undefined,
+    checkpointEvery: fromCli('checkpointEvery') ? options.checkpointEvery as number : undefined,
+  };
+  let run: SearchRun;
+  try {
+    const resume = options.resume as string | undefined;
+    if (resume !== undefined) {
+      if (options.out !== undefined) throw new RunInputError('--out and --resume exclude each other: --resume continues the run in its own directory');
+      const given: Partial<SearchConfig> = {};
+      for (const key of CONFIG_KEYS) if (fromCli(key)) (given as Record<string, unknown>)[key] = options[key];
+      run = SearchRun.resume({ dir: resume, given, runtime });
+    } else {
+      const config: Partial<SearchConfig> = {};
+      for (const key of CONFIG_KEYS) if (options[key] !== undefined) (config as Record<string, unknown>)[key] = options[key];
+      run = SearchRun.create({
+        config,
+        runtime: { ...runtime, checkpointEvery: options.checkpointEvery as number },
+        out: (options.out as string | undefined) ?? `runs/search-${timestamp()}`,
+      });
+    }
+  } catch (error) {
+    err(oneLine(error));
+    return error instanceof RunInputError ? 2 : 1;
+  }
+
+  const dir = run.directory;
+  if (run.finished) {
+    err(`${dir} has already finished all ${run.config.epochs} epochs; its genotype is in ${dir}/genotype.json`);
+    run.dispose();
+    return 0;
+  }
+  const progress = createProgress(process.stderr);
+  const stop = installStopHandlers({
+    onFirst: (signal) => progress.note(`${signal}: finishing the current step, then writing a checkpoint (send it again to quit at once)`),
+  });
+  try {
+    const { epoch, step } = run.position;
+    progress.note(epoch === 0 && step === 0
+      ? `pcdarts search: run directory ${dir}`
+      : `pcdarts search: resuming ${dir} at epoch ${epoch} step ${step} (0-based)`);
+    const epochs = run.config.epochs;
+    const outcome = await run.run({
+      stop: stop.request,
+      events: {
+        onStart: ({ total, done }) => progress.start(total, done, `epoch ${epoch + 1}/${epochs}`),
+        onStep: (record, p) => progress.update(p.done, formatStepStatus(record, epochs)),
+        onEpoch: (record) => progress.note(formatEpochLine(record, epochs)),
+      },
+    });
+    progress.stop();
+    if (outcome.status === 'stopped' && outcome.signal !== null) {
+      err(`stopped by ${outcome.signal} at epoch ${outcome.epoch} step ${outcome.step} (0-based); checkpoint written; resume with: pcdarts search --resume ${dir}`);
+      return SIGNAL_EXIT_CODES[outcome.signal];
+    }
+    process.stdout.write(`search finished: ${dir}/genotype.json\n`);
+    if (outcome.genotype) process.stdout.write(genotypeToJSON(outcome.genotype));
+    return 0;
+  } finally {
+    progress.stop();
+    stop.dispose();
+    run.dispose();
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * A run directory: what one `pcdarts search` (or, later, `pcdarts train`) run leaves on disk.
+ *
+ *   DIR/config.json      the run's settings (written once, atomically; its presence makes DIR a run)
+ *   DIR/log.jsonl        one JSON record per line (steps, epochs, resumes)
+ *   DIR/*.jsonl          further append-only logs (e.g. genotypes.jsonl)
+ *   DIR/*.json           latest-value files (e.g. genotype.json), replaced atomically
+ *   DIR/checkpoint/      see checkpoint.ts
+ *
+ * Append-only logs may run ahead of the last checkpoint (a run killed between two
+ * checkpoints); each checkpoint records their byte lengths and `truncateLogs` cuts them
+ * back on resume, so a resumed run's logs read exactly as an uninterrupted run's.
+ */
+import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, truncateSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { RunInputError } from './errors.js';
+import { removeTemporaryFiles, writeFileAtomic } from './files.js';
+
+export const CONFIG_FILE = 'config.json';
+export const LOG_FILE = 'log.jsonl';
+
+/** The content of config.json. */
+export interface RunConfigFile<Config = Record<string, unknown>, Runtime = Record<string, unknown>> {
+  /** Format marker and version. */
+  readonly pcdarts_run: 1;
+  /** The command that made the run ('search', 'train'). */
+  readonly command: string;
+  /** ISO time of creation. */
+  readonly created: string;
+  /** Settings that determine the results; a resume must not change them. */
+  readonly config: Config;
+  /** Settings that do not change results (threads, checkpoint interval); a resume may change them. */
+  readonly runtime: Runtime;
+  /** Facts derived at creation (dataset size, steps per epoch, ...), for readers. */
+  readonly info?: Record<string, unknown>;
+}
+
+/** True when `dir` holds a config.json (the mark of a run directory). */
+export function isRunDirectory(dir: string): boolean {
+  return existsSync(join(dir, CONFIG_FILE));
+}
+
+/**
+ * Checks that a new run may be created in `dir`: it is absent or an empty directory. Touches
+ * nothing. A directory that already is a run is refused with a pointer to --resume.
+ */
+export function checkNewRunDirectory(dir: string): void {
+  if (!existsSync(dir)) return;
+  if (!statSync(dir).isDirectory()) throw new RunInputError(`${dir} exists and is not a directory: choose another --out`);
+  if (isRunDirectory(dir)) {
+    throw new RunInputError(`${dir} already holds a run: continue it with --resume ${dir}, or choose another --out (nothing was overwritten)`);
+  }
+  if (readdirSync(dir).length > 0) throw new RunInputError(`${dir} exists and is not empty: choose another --out`);
+}
+
+/** Reads and checks config.json of an existing run. */
+export function readRunConfig(dir: string, command?: string): RunConfigFile {
+  if (!existsSync(dir)) throw new RunInputError(`${dir}: no such directory, so nothing to resume`);
+  if (!statSync(dir).isDirectory()) throw new RunInputError(`${dir} is not a directory, so not a run to resume`);
+  const path = join(dir, CONFIG_FILE);
+  if (!existsSync(path)) throw new RunInputError(`${dir} is not a run directory (it has no ${CONFIG_FILE})`);
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new RunInputError(`${path}: not valid JSON (${(error as Error).message})`);
+  }
+  const file = value as Partial<RunConfigFile>;
+  if (value === null || typeof value !== 'object' || file.pcdarts_run !== 1 || typeof file.command !== 'string'
+    || typeof file.config !== 'object' || file.config === null || typeof file.runtime !== 'object' || file.runtime === null) {
+    throw new RunInputError(`${path}: not a pcdarts run configuration (expected pcdarts_run: 1, command, config, runtime)`);
+  }
+  if (command !== undefined && file.command !== command) {
+    throw new RunInputError(`${dir} is a '${file.command}' run, not a '${command}' run`);
+  }
+  return file as RunConfigFile;
+}
+
+/** An open run directory: its logs and latest-value files. */
+export class RunDirectory {
+  private readonly logs = new Map<string, number>();
+
+  private constructor(readonly path: string, readonly configFile: RunConfigFile) {}
+
+  /** Creates the directory and its config.json (call `checkNewRunDirectory` first, before any slow work). */
+  static create(dir: string, configFile: RunConfigFile): RunDirectory {
+    checkNewRunDirectory(dir);
+    mkdirSync(dir, { recursive: true });
+    writeFileAtomic(join(dir, CONFIG_FILE), `${JSON.stringify(configFile, null, 2)}\n`);
+    return new RunDirectory(dir, configFile);
+  }
+
+  /** Opens an existing run (nothing is modified until a log is appended or truncated). */
+  static open(dir: string, command?: string): RunDirectory {
+    return new RunDirectory(dir, readRunConfig(dir, command));
+  }
+
+  /** Writes a new config.json (e.g. changed runtime settings), atomically. */
+  updateConfig(configFile: RunConfigFile): RunDirectory {
+    writeFileAtomic(join(this.path, CONFIG_FILE), `${JSON.stringify(configFile, null, 2)}\n`);
+    const updated = new RunDirectory(this.path, configFile);
+    for (const [name, fd] of this.logs) updated.logs.set(name, fd);
+    this.logs.clear();
+    return updated;
+  }
+
+  private logDescriptor(name: string): number {
+    let fd = this.logs.get(name);
+    if (fd === undefined) {
+      fd = openSync(join(this.path, name), 'a');
+      this.logs.set(name, fd);
+    }
+    return fd;
+  }
+
+  /** Appends one JSON record as a line to `name` (default log.jsonl). */
+  append(record: unknown, name = LOG_FILE): void {
+    const line = Buffer.from(`${JSON.stringify(record)}\n`, 'utf8');
+    const fd = this.logDescriptor(name);
+    let offset = 0;
+    while (offset < line.length) offset += writeSync(fd, line, offset, line.length - offset);
+  }
+
+  /** Byte lengths of the given logs (0 for an absent one), after making them durable: what a checkpoint records. */
+  syncLogs(names: readonly string[]): Record<string, number> {
+    const sizes: Record<string, number> = {};
+    for (const name of names) {
+      const fd = this.logs.get(name);
+      if (fd !== undefined) {
+        fsyncSync(fd);
+        sizes[name] = fstatSync(fd).size;
+      } else {
+        const path = join(this.path, name);
+        sizes[name] = existsSync(path) ? statSync(path).size : 0;
+      }
+    }
+    return sizes;
+  }
+
+  /**
+   * Cuts logs back to the lengths a checkpoint recorded (records written after it are
+   * replayed by the resumed run). A log shorter than recorded is left as it is.
+   */
+  truncateLogs(sizes: Record<string, number>): void {
+    for (const [name, size] of Object.entries(sizes)) {
+      const path = join(this.path, name);
+      if (!existsSync(path)) continue;
+      if (statSync(path).size > size) truncateSync(path, size);
+    }
+  }
+
+  /** Replaces `name` with the text, atomically. */
+  writeText(name: string, text: string): void {
+    writeFileAtomic(join(this.path, name), text);
+  }
+
+  writeJson(name: string, value: unknown): void {
+    this.writeText(name, `${JSON.stringify(value, null, 2)}\n`);
+  }
+
+  /** Removes debris of interrupted atomic writes. */
+  cleanTemporaryFiles(): void {
+    removeTemporaryFiles(this.path);
+  }
+
+  close(): void {
+    for (const fd of this.logs.values()) closeSync(fd);
+    this.logs.clear();
+  }
+}

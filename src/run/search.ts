@@ -1,0 +1,691 @@
+/**
+ * The PC-DARTS search as a resumable run (spec section 6): settings, the loop, its logs and
+ * checkpoints. Printing is left to the caller's event callbacks (see progress.ts); files go
+ * to the run directory (run-dir.ts, checkpoint.ts).
+ *
+ * A step is exactly the fixture-verified reference (test/fixtures/handlers/search.ts): an
+ * architecture step (from the warm-up epoch on) with FirstOrderArchitect on the next batch of
+ * the architecture half, then zero the weight gradients, forward + cross-entropy + backward
+ * on the next training batch with the architecture frozen, clip the weight gradients' global
+ * norm, SGD step. Per step the random draws come in a fixed order (training batch indices
+ * when an epoch of that half starts, training augmentation, then the same for the
+ * architecture batch), all from one generator seeded with the run's seed, whose state is in
+ * every checkpoint with the samplers' states: a resumed run repeats an uninterrupted one.
+ *
+ * Logged accuracies are fractions in [0, 1]; losses are float32 values written exactly.
+ */
+import { resolve } from 'node:path';
+
+import { FirstOrderArchitect, withFrozen } from '../darts/architect.js';
+import { type Genotype, genotypeToJSON, nodeSoftmax, softmaxRows } from '../darts/genotype.js';
+import { betaSegments, SearchNetwork, type SearchNetworkConfig, validateSearchConfig } from '../darts/search-network.js';
+import {
+  type Augmentation, BatchSampler, type BatchSamplerState, DATASET_NAMES, type Dataset, type DatasetName, fillBatch,
+  fillLabels, loadDataset, NO_AUGMENTATION, splitTrainValid,
+} from '../data/index.js';
+import { kernels } from '../kernels/registry.js';
+import { clipGradNorm, SGD } from '../nn/optim.js';
+import type { SafetensorsTensor } from '../nn/safetensors.js';
+import { cosineAnnealingLr } from '../nn/schedule.js';
+import { backward, noGrad } from '../tensor/autograd.js';
+import * as ops from '../tensor/ops.js';
+import { defaultRandom, manualSeed, Random, type RandomState } from '../tensor/random.js';
+import { empty, tidy } from '../tensor/tensor.js';
+import {
+  loadModuleTensors, loadNamedTensors, moduleTensors, namedTensors, optimizerStateFrom, optimizerTensors, readCheckpoint,
+  writeCheckpoint,
+} from './checkpoint.js';
+import { useBackend } from './backend.js';
+import { asInputErrors, RunInputError } from './errors.js';
+import { countCorrect, float32ArrayForJson, float32ForJson, roundForLog } from './metrics.js';
+import { checkNewRunDirectory, LOG_FILE, readRunConfig, type RunConfigFile, RunDirectory } from './run-dir.js';
+import { type StopRequest, type StopSignal, yieldToEventLoop } from './signals.js';
+
+/**
+ * Settings that determine a search's results. Keys are the camelCase forms of the CLI flags
+ * (`--batch-size` -> batchSize, `--no-edge-norm` -> edgeNorm: false), as stored in config.json.
+ */
+export interface SearchConfig {
+  dataset: DatasetName;
+  /** Dataset directory; null: the dataset's standard location (none for the bundled subset). */
+  data: string | null;
+  batchSize: number;
+  lr: number;
+  lrMin: number;
+  momentum: number;
+  weightDecay: number;
+  archLr: number;
+  archWeightDecay: number;
+  epochs: number;
+  /** Epochs of weight-only training before architecture steps begin. */
+  warmupEpochs: number;
+  initChannels: number;
+  layers: number;
+  /** Intermediate nodes per cell (the authors' `steps`). */
+  nodes: number;
+  /** Partial channel proportion 1/K. */
+  k: number;
+  /** Edge normalisation (betas). */
+  edgeNorm: boolean;
+  trainPortion: number;
+  gradClip: number;
+  seed: number;
+  /** Use only the first N training images (before the train/architecture split); null: all. */
+  limitTrain: number | null;
+}
+
+/** The paper's CIFAR-10 settings (spec section 6), on the bundled Fashion-MNIST subset. */
+export const DEFAULT_SEARCH_CONFIG: Readonly<SearchConfig> = Object.freeze({
+  dataset: 'fashion-mnist-bundled', data: null, batchSize: 256, lr: 0.1, lrMin: 0, momentum: 0.9, weightDecay: 3e-4,
+  archLr: 6e-4, archWeightDecay: 1e-3, epochs: 50, warmupEpochs: 15, initChannels: 16, layers: 8, nodes: 4, k: 4,
+  edgeNorm: true, trainPortion: 0.5, gradClip: 5, seed: 2, limitTrain: null,
+});
+
+/** Settings that do not change results; a resumed run may use others. */
+export interface SearchRuntime {
+  /** Kernel threads; null: the backend's default (every core, or PCDARTS_THREADS). */
+  threads: number | null;
+  /** Write a checkpoint every N steps (and at every epoch end). */
+  checkpointEvery: number;
+}
+
+export const DEFAULT_SEARCH_RUNTIME: Readonly<SearchRuntime> = Object.freeze({ threads: null, checkpointEvery: 50 });
+
+/** Adam betas of the architecture optimiser (spec section 6; not a flag in the authors' code either). */
+export const ARCH_BETAS: readonly [number, number] = [0.5, 0.999];
+
+/** Random-crop padding of the training augmentation (spec section 6). */
+export const CROP_PADDING = 4;
+
+export const GENOTYPE_FILE = 'genotype.json';
+export const GENOTYPES_LOG_FILE = 'genotypes.jsonl';
+const SEARCH_LOGS = [LOG_FILE, GENOTYPES_LOG_FILE] as const;
+
+/** `batchSize` -> `--batch-size`. */
+export function flagName(key: string): string {
+  return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+type Check = (value: unknown) => string | null;
+const integerAtLeast = (min: number): Check => (v) =>
+  typeof v === 'number' && Number.isInteger(v) && v >= min ? null : `expected an integer >= ${min}`;
+const numberAtLeast = (min: number, exclusive = false): Check => (v) =>
+  typeof v === 'number' && Number.isFinite(v) && (exclusive ? v > min : v >= min) ? null : `expected a number ${exclusive ? '>' : '>='} ${min}`;
+const momentumRange: Check = (v) => typeof v === 'number' && v >= 0 && v < 1 ? null : 'expected a number in [0, 1)';
+const portionRange: Check = (v) => typeof v === 'number' && v > 0 && v < 1 ? null : 'expected a number in (0, 1)';
+
+const CONFIG_CHECKS: Record<keyof SearchConfig, Check> = {
+  dataset: (v) => (DATASET_NAMES as readonly unknown[]).includes(v) ? null : `expected one of ${DATASET_NAMES.join(', ')}`,
+  data: (v) => v === null || (typeof v === 'string' && v !== '') ? null : 'expected a directory',
+  batchSize: integerAtLeast(1),
+  lr: numberAtLeast(0, true),
+  lrMin: numberAtLeast(0),
+  momentum: momentumRange,
+  weightDecay: numberAtLeast(0),
+  archLr: numberAtLeast(0, true),
+  archWeightDecay: numberAtLeast(0),
+  epochs: integerAtLeast(1),
+  warmupEpochs: integerAtLeast(0),
+  initChannels: integerAtLeast(1),
+  layers: integerAtLeast(1),
+  nodes: integerAtLeast(1),
+  k: integerAtLeast(1),
+  edgeNorm: (v) => typeof v === 'boolean' ? null : 'expected true or false',
+  trainPortion: portionRange,
+  gradClip: numberAtLeast(0, true),
+  seed: integerAtLeast(0),
+  limitTrain: (v) => v === null ? null : integerAtLeast(2)(v),
+};
+
+/** Checks every setting's type and range; the error names the flag. */
+export function checkSearchConfig(config: SearchConfig): void {
+  for (const key of Object.keys(CONFIG_CHECKS) as (keyof SearchConfig)[]) {
+    const problem = CONFIG_CHECKS[key](config[key]);
+    if (problem !== null) throw new RunInputError(`${flagName(key)}: ${problem}, got ${JSON.stringify(config[key])}`);
+  }
+  if (config.lrMin > config.lr) throw new RunInputError(`--lr-min ${config.lrMin} is above --lr ${config.lr}`);
+}
+
+export function checkSearchRuntime(runtime: SearchRuntime): void {
+  if (runtime.threads !== null && !(Number.isInteger(runtime.threads) && runtime.threads >= 1)) {
+    throw new RunInputError(`--threads: expected an integer >= 1, got ${runtime.threads}`);
+  }
+  if (!(Number.isInteger(runtime.checkpointEvery) && runtime.checkpointEvery >= 1)) {
+    throw new RunInputError(`--checkpoint-every: expected an integer >= 1, got ${runtime.checkpointEvery}`);
+  }
+}
+
+/** The search network's configuration for a dataset with `inChannels` channels and `classes` classes. */
+export function searchNetworkConfig(config: SearchConfig, inChannels: number, classes: number): SearchNetworkConfig {
+  return {
+    channels: config.initChannels, layers: config.layers, classes, inChannels, steps: config.nodes, multiplier: config.nodes,
+    stemMultiplier: 3, k: config.k, edgeNormalization: config.edgeNorm,
+  };
+}
+
+/** The first `count` images of a dataset (views, no copy). */
+export function firstImages(dataset: Dataset, count: number): Dataset {
+  if (count > dataset.count) {
+    throw new RunInputError(`--limit-train ${count}: ${dataset.name} has only ${dataset.count} training images`);
+  }
+  const imageSize = dataset.channels * dataset.height * dataset.width;
+  return { ...dataset, images: dataset.images.subarray(0, count * imageSize), labels: dataset.labels.subarray(0, count), count };
+}
+
+/** The training set a search uses: loaded (errors become RunInputErrors), limited. */
+export function loadSearchDataset(config: SearchConfig): Dataset {
+  const dataset = asInputErrors(() => loadDataset({ dataset: config.dataset, dataDir: config.data ?? undefined, split: 'train' }));
+  return config.limitTrain === null ? dataset : firstImages(dataset, config.limitTrain);
+}
+
+/** Checks that the network can be built for the dataset: K divides C, even sizes before reductions, ... */
+export function checkSearchNetwork(config: SearchConfig, dataset?: Dataset): void {
+  asInputErrors(() => {
+    validateSearchConfig(searchNetworkConfig(config, dataset?.channels ?? 1, dataset?.classes ?? 10));
+    if (dataset === undefined) return;
+    if (dataset.height !== dataset.width) throw new Error(`${dataset.name}: images are ${dataset.height}x${dataset.width}, the search needs square images`);
+    validateSearchConfig(searchNetworkConfig(config, dataset.channels, dataset.classes), dataset.height);
+  });
+}
+
+// ------------------------------------------------------------------------------------------
+// Log records
+
+export interface SearchStepRecord {
+  type: 'step';
+  /** 0-based epoch. */
+  epoch: number;
+  /** 0-based step within the epoch. */
+  step: number;
+  /** 0-based step counted over the whole run. */
+  global_step: number;
+  lr: number;
+  /** Cross-entropy of the weight step's batch. */
+  loss: number;
+  /** Accuracy of the weight step's batch (fraction). */
+  acc: number;
+  /** Cross-entropy of the architecture step's batch; absent during warm-up. */
+  arch_loss?: number;
+  /** Training images per second of this step (architecture step included in the time). */
+  images_per_s: number;
+}
+
+export interface SearchEpochRecord {
+  type: 'epoch';
+  epoch: number;
+  lr: number;
+  train_loss: number;
+  train_acc: number;
+  /** On the architecture half, eval mode, no augmentation. */
+  valid_loss: number;
+  valid_acc: number;
+  /** softmax(alpha) per edge row, one row of 8 per edge (operation order of spec section 1). */
+  alphas: { normal: number[][]; reduce: number[][] };
+  /** softmax(beta) per node: one array per node over its input edges; null without edge normalisation. */
+  betas: { normal: number[][]; reduce: number[][] } | null;
+  genotype: Genotype;
+  /** skip_connect operations in the normal cell (the sign of DARTS' collapse). */
+  skip_connects: number;
+  seconds: number;
+  /** Peak resident set size of the process so far. */
+  peak_rss_mb: number;
+  /** Peak bytes of tensor storage held by the kernel backend. */
+  peak_tensor_mb: number;
+}
+
+export interface SearchResumeRecord {
+  type: 'resume';
+  epoch: number;
+  step: number;
+  time: string;
+}
+
+// ------------------------------------------------------------------------------------------
+// The run
+
+interface EpochTotals {
+  loss_sum: number;
+  correct: number;
+  images: number;
+  seconds: number;
+}
+
+/** The JSON half of a search checkpoint (the tensors are in its safetensors file). */
+export interface SearchCheckpointState {
+  kind: 'search';
+  /** Epoch in progress (epochs when the run is finished). */
+  epoch: number;
+  /** Steps of that epoch already done. */
+  step: number;
+  global_step: number;
+  /** Data order and augmentation generator. */
+  random: RandomState;
+  /** The process-wide generator (parameter initialisation). */
+  default_random: RandomState;
+  samplers: { train: BatchSamplerState; valid: BatchSamplerState };
+  epoch_totals: EpochTotals;
+  /** Byte lengths of the append-only logs when the checkpoint was written. */
+  logs: Record<string, number>;
+  /** The last epoch's genotype (null before the first epoch ended). */
+  genotype: Genotype | null;
+}
+
+export interface SearchProgress {
+  /** Steps done over the whole run. */
+  readonly done: number;
+  readonly total: number;
+  readonly epoch: number;
+  readonly epochs: number;
+}
+
+export interface SearchEvents {
+  onStart?(info: { total: number; done: number; stepsPerEpoch: number; resumed: boolean }): void;
+  onStep?(record: SearchStepRecord, progress: SearchProgress): void;
+  onEpoch?(record: SearchEpochRecord, progress: SearchProgress): void;
+  onCheckpoint?(info: { epoch: number; step: number; serial: number }): void;
+}
+
+export interface SearchOutcome {
+  readonly status: 'finished' | 'stopped';
+  /** The signal that stopped it, when stopped. */
+  readonly signal: StopSignal | null;
+  /** Position where a resume continues (epoch === epochs when finished). */
+  readonly epoch: number;
+  readonly step: number;
+  /** Genotype after the last finished epoch (null if none finished). */
+  readonly genotype: Genotype | null;
+  readonly dir: string;
+}
+
+export interface CreateSearchOptions {
+  /** Settings; missing ones take DEFAULT_SEARCH_CONFIG's values. */
+  config?: Partial<SearchConfig>;
+  runtime?: Partial<SearchRuntime>;
+  /** The run directory to create: absent or empty. */
+  out: string;
+  /** An already loaded training set used instead of loading config.dataset (tests, embedding). */
+  dataset?: Dataset;
+}
+
+export interface ResumeSearchOptions {
+  dir: string;
+  /** Settings given again: each must equal the run's (a conflict is a RunInputError). */
+  given?: Partial<SearchConfig>;
+  /** Runtime settings for this session (absent: those the run was started with). */
+  runtime?: Partial<SearchRuntime>;
+  dataset?: Dataset;
+}
+
+function definedEntries<T extends object>(partial: Partial<T> | undefined): Partial<T> {
+  const out: Partial<T> = {};
+  if (partial) for (const [k, v] of Object.entries(partial)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}
+
+function describeSetting(key: keyof SearchConfig, value: unknown): string {
+  if (key === 'edgeNorm') return value ? 'edge normalisation on' : '--no-edge-norm';
+  if (value === null) return `no ${flagName(key)}`;
+  return `${flagName(key)} ${String(value)}`;
+}
+
+/** Error when a setting given with --resume differs from the run's. */
+export function checkResumeSettings(stored: SearchConfig, given: Partial<SearchConfig>): void {
+  for (const [key, value] of Object.entries(definedEntries(given)) as [keyof SearchConfig, unknown][]) {
+    const storedValue = stored[key];
+    const same = key === 'data' && typeof value === 'string' && typeof storedValue === 'string'
+      ? resolve(value) === resolve(storedValue)
+      : value === storedValue;
+    if (!same) {
+      throw new RunInputError(`${describeSetting(key, value)} conflicts with the run, which has ${describeSetting(key, storedValue)}: flags given with --resume must match the run's config.json or be left out`);
+    }
+  }
+}
+
+/** A search run with its model, optimisers, data and run directory; `run()` drives it. */
+export class SearchRun {
+  readonly model: SearchNetwork;
+  readonly architect: FirstOrderArchitect;
+  readonly sgd: SGD;
+  readonly stepsPerEpoch: number;
+  private readonly random: Random;
+  private readonly trainSampler: BatchSampler;
+  private readonly validSampler: BatchSampler;
+  private readonly validIndices: Int32Array;
+  private readonly augmentation: Augmentation;
+  private epoch = 0;
+  private step = 0;
+  private globalStep = 0;
+  private totals: EpochTotals = { loss_sum: 0, correct: 0, images: 0, seconds: 0 };
+  private genotype: Genotype | null = null;
+  /** global step and epoch of the last checkpoint written or loaded. */
+  private lastCheckpoint: { epoch: number; step: number } | null = null;
+  private disposed = false;
+
+  private constructor(
+    readonly runDir: RunDirectory,
+    readonly config: SearchConfig,
+    readonly runtime: SearchRuntime,
+    readonly dataset: Dataset,
+  ) {
+    // Spec section 4 / the authors' order: seed, then build (weights, then alphas and betas).
+    manualSeed(config.seed);
+    this.model = new SearchNetwork(searchNetworkConfig(config, dataset.channels, dataset.classes));
+    this.model.train();
+    this.architect = new FirstOrderArchitect(this.model, { lr: config.archLr, betas: [...ARCH_BETAS], weightDecay: config.archWeightDecay });
+    this.sgd = new SGD(this.model.weightParameters(), { lr: config.lr, momentum: config.momentum, weightDecay: config.weightDecay });
+    this.random = new Random(config.seed);
+    const split = splitTrainValid(dataset.count, config.trainPortion);
+    this.trainSampler = new BatchSampler(split.train, config.batchSize, this.random);
+    this.validSampler = new BatchSampler(split.valid, config.batchSize, this.random);
+    this.validIndices = split.valid;
+    this.stepsPerEpoch = this.trainSampler.batchesPerEpoch;
+    this.augmentation = { crop: { size: dataset.height, padding: CROP_PADDING }, flip: true, cutout: 0 };
+  }
+
+  /** Checks everything (settings, directory, dataset, network), then creates the run directory. */
+  static create(options: CreateSearchOptions): SearchRun {
+    const config: SearchConfig = { ...DEFAULT_SEARCH_CONFIG, ...definedEntries(options.config) };
+    if (config.data !== null) config.data = resolve(config.data);
+    const runtime: SearchRuntime = { ...DEFAULT_SEARCH_RUNTIME, ...definedEntries(options.runtime) };
+    checkSearchConfig(config);
+    checkSearchRuntime(runtime);
+    checkNewRunDirectory(options.out);
+    checkSearchNetwork(config);
+    const dataset = options.dataset ?? loadSearchDataset(config);
+    checkSearchNetwork(config, dataset);
+    checkHalves(config, dataset);
+    const backend = useBackend(runtime.threads);
+    const configFile: RunConfigFile<SearchConfig, SearchRuntime> = {
+      pcdarts_run: 1, command: 'search', created: new Date().toISOString(), config, runtime,
+      info: {
+        dataset: dataset.name, train_images: dataset.count, channels: dataset.channels, image_size: dataset.height,
+        classes: dataset.classes, steps_per_epoch: Math.ceil(Math.floor(config.trainPortion * dataset.count) / config.batchSize),
+        backend: backend.name, threads: backend.threads,
+      },
+    };
+    const runDir = RunDirectory.create(options.out, configFile as unknown as RunConfigFile);
+    return new SearchRun(runDir, config, runtime, dataset);
+  }
+
+  /**
+   * Opens a run to continue it from its last checkpoint (from the start when it has none).
+   * Everything is checked and loaded before anything in the directory changes.
+   */
+  static resume(options: ResumeSearchOptions): SearchRun {
+    const stored = readRunConfig(options.dir, 'search');
+    const config: SearchConfig = { ...DEFAULT_SEARCH_CONFIG, ...(stored.config as Partial<SearchConfig>) };
+    asInputErrors(() => checkSearchConfig(config), `${options.dir}/config.json`);
+    checkResumeSettings(config, options.given ?? {});
+    const runtime: SearchRuntime = {
+      ...DEFAULT_SEARCH_RUNTIME, ...(stored.runtime as Partial<SearchRuntime>), ...definedEntries(options.runtime),
+    };
+    checkSearchRuntime(runtime);
+    const dataset = options.dataset ?? loadSearchDataset(config);
+    checkSearchNetwork(config, dataset);
+    checkHalves(config, dataset);
+    useBackend(runtime.threads);
+    const checkpoint = readCheckpoint<SearchCheckpointState>(options.dir);
+    const run = new SearchRun(RunDirectory.open(options.dir, 'search'), config, runtime, dataset);
+    try {
+      if (checkpoint !== null) asInputErrors(() => run.restore(checkpoint.state, checkpoint.tensors), `${options.dir}: checkpoint`);
+    } catch (error) {
+      run.dispose();
+      throw error;
+    }
+    if (run.finished) return run; // nothing to continue: leave the directory as it is
+    // Checked and loaded: now the directory may change.
+    run.runDir.cleanTemporaryFiles();
+    run.runDir.truncateLogs(checkpoint?.state.logs ?? Object.fromEntries(SEARCH_LOGS.map((name) => [name, 0])));
+    const record: SearchResumeRecord = { type: 'resume', epoch: run.epoch, step: run.step, time: new Date().toISOString() };
+    run.runDir.append(record);
+    return run;
+  }
+
+  get directory(): string {
+    return this.runDir.path;
+  }
+
+  get position(): { epoch: number; step: number; globalStep: number } {
+    return { epoch: this.epoch, step: this.step, globalStep: this.globalStep };
+  }
+
+  get finished(): boolean {
+    return this.epoch >= this.config.epochs;
+  }
+
+  private restore(state: SearchCheckpointState, tensors: Map<string, SafetensorsTensor>): void {
+    if (state.kind !== 'search') throw new Error(`not a search checkpoint (kind '${String(state.kind)}')`);
+    const { epochs } = this.config;
+    if (!(Number.isInteger(state.epoch) && state.epoch >= 0 && state.epoch <= epochs
+      && Number.isInteger(state.step) && state.step >= 0 && state.step <= this.stepsPerEpoch)) {
+      throw new Error(`position epoch ${state.epoch} step ${state.step} does not fit ${epochs} epochs of ${this.stepsPerEpoch} steps`);
+    }
+    loadModuleTensors('model.', this.model, tensors);
+    loadNamedTensors('arch.', this.model.namedArchParameters(), tensors);
+    this.sgd.loadStateDict(optimizerStateFrom('sgd.', tensors));
+    this.architect.optimizer.loadStateDict(optimizerStateFrom('adam.', tensors));
+    this.random.setState(state.random);
+    defaultRandom().setState(state.default_random);
+    this.trainSampler.setState(state.samplers.train);
+    this.validSampler.setState(state.samplers.valid);
+    this.epoch = state.epoch;
+    this.step = state.step;
+    this.globalStep = state.global_step;
+    this.totals = { ...state.epoch_totals };
+    this.genotype = state.genotype;
+    this.lastCheckpoint = { epoch: state.epoch, step: state.step };
+  }
+
+  /** Writes a checkpoint of the current position (after syncing the logs it records). */
+  checkpoint(events?: SearchEvents, epochSecondsSoFar = this.totals.seconds): number {
+    const state: SearchCheckpointState = {
+      kind: 'search', epoch: this.epoch, step: this.step, global_step: this.globalStep,
+      random: this.random.getState(), default_random: defaultRandom().getState(),
+      samplers: { train: this.trainSampler.getState(), valid: this.validSampler.getState() },
+      epoch_totals: { ...this.totals, seconds: epochSecondsSoFar },
+      logs: this.runDir.syncLogs(SEARCH_LOGS),
+      genotype: this.genotype,
+    };
+    const serial = writeCheckpoint(this.runDir.path, {
+      tensors: [
+        ...moduleTensors('model.', this.model),
+        ...namedTensors('arch.', this.model.namedArchParameters()),
+        ...optimizerTensors('sgd.', this.sgd.stateDict()),
+        ...optimizerTensors('adam.', this.architect.optimizer.stateDict()),
+      ],
+      state,
+    });
+    this.lastCheckpoint = { epoch: this.epoch, step: this.step };
+    events?.onCheckpoint?.({ epoch: this.epoch, step: this.step, serial });
+    return serial;
+  }
+
+  private progress(): SearchProgress {
+    return { done: this.globalStep, total: this.config.epochs * this.stepsPerEpoch, epoch: this.epoch, epochs: this.config.epochs };
+  }
+
+  /** A batch of the given dataset indices as a fresh tensor (call inside tidy) and its labels. */
+  private batch(indices: Int32Array, augment: Augmentation): { x: ReturnType<typeof empty>; labels: Int32Array } {
+    const { channels } = this.dataset;
+    const size = augment.crop?.size ?? this.dataset.height;
+    const x = empty([indices.length, channels, size, size]);
+    fillBatch(this.dataset, indices, x.data.subarray(0, x.numel), augment, this.random);
+    const labels = new Int32Array(indices.length);
+    fillLabels(this.dataset, indices, labels);
+    return { x, labels };
+  }
+
+  /** One search step (spec section 6); returns its log record. */
+  private searchStep(lr: number): SearchStepRecord {
+    const started = performance.now();
+    const archStep = this.epoch >= this.config.warmupEpochs;
+    const weights = this.model.weightParameters();
+    const result = tidy(() => {
+      const train = this.batch(this.trainSampler.next(), this.augmentation);
+      let archLoss: number | null = null;
+      if (archStep) {
+        const valid = this.batch(this.validSampler.next(), this.augmentation);
+        archLoss = this.architect.step(valid.x, valid.labels);
+      }
+      this.model.zeroGrad();
+      const { loss, correct } = withFrozen(this.model.archParameters(), () => tidy(() => {
+        const logits = this.model.forward(train.x);
+        const correctCount = countCorrect(logits, train.labels);
+        const l = ops.crossEntropy(logits, train.labels);
+        backward(l);
+        return { loss: l.item(), correct: correctCount };
+      }));
+      clipGradNorm(weights, this.config.gradClip);
+      this.sgd.step();
+      return { loss, correct, archLoss, images: train.labels.length };
+    });
+    const seconds = (performance.now() - started) / 1000;
+    this.totals.loss_sum += result.loss * result.images;
+    this.totals.correct += result.correct;
+    this.totals.images += result.images;
+    return {
+      type: 'step', epoch: this.epoch, step: this.step, global_step: this.globalStep, lr,
+      loss: float32ForJson(result.loss), acc: result.correct / result.images,
+      ...(result.archLoss !== null ? { arch_loss: float32ForJson(result.archLoss) } : {}),
+      images_per_s: roundForLog(result.images / seconds, 4),
+    };
+  }
+
+  /** Loss and accuracy on the architecture half: eval mode, no grad, no augmentation. */
+  evaluateValid(): { loss: number; acc: number } {
+    let lossSum = 0;
+    let correct = 0;
+    this.model.eval();
+    try {
+      noGrad(() => {
+        for (let start = 0; start < this.validIndices.length; start += this.config.batchSize) {
+          const indices = this.validIndices.subarray(start, start + this.config.batchSize);
+          tidy(() => {
+            const { x, labels } = this.batch(indices, NO_AUGMENTATION);
+            const logits = this.model.forward(x);
+            correct += countCorrect(logits, labels);
+            lossSum += ops.crossEntropy(logits, labels).item() * labels.length;
+          });
+        }
+      });
+    } finally {
+      this.model.train();
+    }
+    const n = this.validIndices.length;
+    return { loss: lossSum / n, acc: correct / n };
+  }
+
+  /** Softmaxed architecture weights as logged (alphas per edge; betas per node). */
+  architectureWeights(): Pick<SearchEpochRecord, 'alphas' | 'betas'> {
+    const { nodes, edgeNorm } = this.config;
+    const flat = (t: { data: Float32Array; numel: number }): Float32Array => t.data.subarray(0, t.numel);
+    const alphas = (t: typeof this.model.alphasNormal): number[][] => softmaxRows(flat(t)).map(float32ArrayForJson);
+    const betas = (t: typeof this.model.betasNormal): number[][] => {
+      const weights = nodeSoftmax(flat(t), nodes);
+      let start = 0;
+      return betaSegments(nodes).map((length) => {
+        const segment = float32ArrayForJson(weights.subarray(start, start + length));
+        start += length;
+        return segment;
+      });
+    };
+    return {
+      alphas: { normal: alphas(this.model.alphasNormal), reduce: alphas(this.model.alphasReduce) },
+      betas: edgeNorm ? { normal: betas(this.model.betasNormal), reduce: betas(this.model.betasReduce) } : null,
+    };
+  }
+
+  private endEpoch(lr: number, seconds: () => number): SearchEpochRecord {
+    const valid = this.evaluateValid();
+    const genotype = this.model.genotype();
+    this.genotype = genotype;
+    const memory = kernels().memoryStats();
+    const record: SearchEpochRecord = {
+      type: 'epoch', epoch: this.epoch, lr,
+      train_loss: roundForLog(this.totals.loss_sum / this.totals.images, 8),
+      train_acc: roundForLog(this.totals.correct / this.totals.images, 8),
+      valid_loss: roundForLog(valid.loss, 8), valid_acc: roundForLog(valid.acc, 8),
+      ...this.architectureWeights(),
+      genotype,
+      skip_connects: genotype.normal.filter(([op]) => op === 'skip_connect').length,
+      seconds: roundForLog(seconds(), 5),
+      peak_rss_mb: roundForLog(process.resourceUsage().maxRSS / 1024, 5),
+      peak_tensor_mb: roundForLog(memory.peakBytes / 2 ** 20, 5),
+    };
+    this.runDir.append({ epoch: this.epoch, genotype }, GENOTYPES_LOG_FILE);
+    this.runDir.writeText(GENOTYPE_FILE, genotypeToJSON(genotype));
+    this.runDir.append(record);
+    return record;
+  }
+
+  /**
+   * Runs to the end, or until `stop` is requested: then the current step finishes, a
+   * checkpoint is written and the outcome says where a resume continues.
+   */
+  async run(options: { events?: SearchEvents; stop?: StopRequest } = {}): Promise<SearchOutcome> {
+    const { events, stop } = options;
+    const { epochs, checkpointEvery } = { ...this.config, ...this.runtime };
+    events?.onStart?.({ total: epochs * this.stepsPerEpoch, done: this.globalStep, stepsPerEpoch: this.stepsPerEpoch, resumed: this.lastCheckpoint !== null });
+    let segmentStart = performance.now();
+    const epochSeconds = (): number => this.totals.seconds + (performance.now() - segmentStart) / 1000;
+    const stopped = (signal: StopSignal): SearchOutcome => {
+      if (this.lastCheckpoint?.epoch !== this.epoch || this.lastCheckpoint.step !== this.step) this.checkpoint(events, epochSeconds());
+      return { status: 'stopped', signal, epoch: this.epoch, step: this.step, genotype: this.genotype, dir: this.directory };
+    };
+    while (this.epoch < epochs) {
+      const lr = cosineAnnealingLr(this.epoch, { lr: this.config.lr, lrMin: this.config.lrMin, epochs });
+      this.sgd.lr = lr;
+      while (this.step < this.stepsPerEpoch) {
+        if (stop?.signal) return stopped(stop.signal);
+        const record = this.searchStep(lr);
+        this.runDir.append(record);
+        this.step += 1;
+        this.globalStep += 1;
+        events?.onStep?.(record, this.progress());
+        if (this.globalStep % checkpointEvery === 0) this.checkpoint(events, epochSeconds());
+        await yieldToEventLoop();
+      }
+      if (stop?.signal) return stopped(stop.signal);
+      const record = this.endEpoch(lr, epochSeconds);
+      this.epoch += 1;
+      this.step = 0;
+      this.totals = { loss_sum: 0, correct: 0, images: 0, seconds: 0 };
+      this.checkpoint(events, 0);
+      segmentStart = performance.now();
+      events?.onEpoch?.(record, this.progress());
+      await yieldToEventLoop();
+    }
+    return { status: 'finished', signal: null, epoch: this.epoch, step: this.step, genotype: this.genotype, dir: this.directory };
+  }
+
+  /** Frees the model's tensors and closes the logs. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.runDir.close();
+    for (const t of [...this.model.parameters(), ...this.model.archParameters()]) t.grad?.dispose();
+    for (const e of this.model.stateEntries()) e.tensor.dispose();
+    for (const t of this.model.archParameters()) t.dispose();
+  }
+}
+
+function checkHalves(config: SearchConfig, dataset: Dataset): void {
+  const trainCount = Math.floor(config.trainPortion * dataset.count);
+  if (trainCount === 0 || trainCount === dataset.count) {
+    throw new RunInputError(`--train-portion ${config.trainPortion} of ${dataset.count} images leaves ${trainCount === 0 ? 'no training images' : 'no images for the architecture half'}`);
+  }
+}
+
+/** "epoch 3/50 | train loss 1.2345 acc 55.1% | valid loss 1.3 acc 50.2% | skip 2 | 41s" */
+export function formatEpochLine(record: SearchEpochRecord, epochs: number): string {
+  const percent = (v: number): string => `${(100 * v).toFixed(1)}%`;
+  return `epoch ${record.epoch + 1}/${epochs} | train loss ${record.train_loss.toFixed(4)} acc ${percent(record.train_acc)}`
+    + ` | valid loss ${record.valid_loss.toFixed(4)} acc ${percent(record.valid_acc)} | skip_connects ${record.skip_connects}`
+    + ` | ${Math.round(record.seconds)}s | peak RSS ${Math.round(record.peak_rss_mb)} MB`;
+}
+
+/** "epoch 3/50 loss 1.2345 acc 55.1% 812 img/s" */
+export function formatStepStatus(record: SearchStepRecord, epochs: number): string {
+  return `epoch ${record.epoch + 1}/${epochs} loss ${record.loss.toFixed(4)} acc ${(100 * record.acc).toFixed(1)}%`
+    + `${record.arch_loss !== undefined ? ` arch ${record.arch_loss.toFixed(4)}` : ''} ${Math.round(record.images_per_s)} img/s`;
+}

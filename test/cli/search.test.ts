@@ -1,0 +1,234 @@
+/**
+ * `pcdarts search` as a user runs it: spawned processes on the wasm backend with 2 threads
+ * (same backend and thread count everywhere, so runs are comparable bit for bit).
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
+import { after, before, describe, it } from 'node:test';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const BUNDLED = fileURLToPath(new URL('../../../data/fashion-mnist-subset', import.meta.url));
+const ENV = { ...process.env, PCDARTS_BACKEND: 'wasm' };
+/** 16 steps per epoch, architecture steps in the second epoch. */
+const TINY = [
+  '--limit-train', '256', '--batch-size', '8', '--epochs', '2', '--warmup-epochs', '1',
+  '--init-channels', '4', '--layers', '3', '--nodes', '2', '--k', '2', '--threads', '2',
+];
+
+const root = mkdtempSync(join(tmpdir(), 'pcdarts-cli-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+interface Finished { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+
+function start(args: string[]): { child: ChildProcess; done: Promise<Finished> } {
+  const child = spawn(process.execPath, [MAIN, ...args], { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk) => { stdout += chunk; });
+  child.stderr!.on('data', (chunk) => { stderr += chunk; });
+  const done = new Promise<Finished>((resolve) => {
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  return { child, done };
+}
+
+const pcdarts = (...args: string[]): Promise<Finished> => start(args).done;
+
+type LogRecord = { type: string; epoch: number; step: number } & Record<string, unknown>;
+function readLog(dir: string): LogRecord[] {
+  const path = join(dir, 'log.jsonl');
+  if (!existsSync(path)) return [];
+  // A line being written may be incomplete: only whole lines count.
+  const text = readFileSync(path, 'utf8');
+  return text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as LogRecord);
+}
+
+/** Step and epoch records without timings and memory: what must not depend on interruptions. */
+function comparable(dir: string): unknown[] {
+  return readLog(dir).filter((r) => r.type === 'step' || r.type === 'epoch').map((r) => {
+    const { images_per_s: _rate, seconds: _seconds, peak_rss_mb: _rss, peak_tensor_mb: _tensor, ...rest } = r;
+    return rest;
+  });
+}
+
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/** Every file under dir with its size and hash, to prove that nothing changed. */
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (sub: string): void => {
+    for (const name of readdirSync(join(dir, sub)).sort()) {
+      const rel = join(sub, name);
+      const path = join(dir, rel);
+      if (statSync(path).isDirectory()) walk(rel);
+      else out[rel] = createHash('sha256').update(readFileSync(path)).digest('hex');
+    }
+  };
+  walk('');
+  return out;
+}
+
+/** Exit status 2 and exactly one line on stderr matching `pattern`. */
+function assertBadInput(result: Finished, pattern: RegExp): void {
+  const lines = result.stderr.split('\n').filter((l) => l !== '');
+  assert.equal(result.code, 2, `exit status 2 expected, stderr: ${result.stderr}`);
+  assert.equal(lines.length, 1, `one line expected, got: ${result.stderr}`);
+  assert.match(lines[0], pattern);
+}
+
+describe('pcdarts search --help', () => {
+  it('lists every flag with its default', async () => {
+    const { code, stdout } = await pcdarts('search', '--help');
+    assert.equal(code, 0);
+    const help = stdout.replace(/\s+/g, ' ');
+    const defaults: [string, string][] = [
+      ['--dataset <name>', '"fashion-mnist-bundled"'], ['--batch-size <n>', '256'], ['--lr <x>', '0.1'], ['--lr-min <x>', '0'],
+      ['--momentum <x>', '0.9'], ['--weight-decay <x>', '0.0003'], ['--arch-lr <x>', '0.0006'], ['--arch-weight-decay <x>', '0.001'],
+      ['--epochs <n>', '50'], ['--warmup-epochs <n>', '15'], ['--init-channels <n>', '16'], ['--layers <n>', '8'],
+      ['--nodes <n>', '4'], ['--k <n>', '4'], ['--no-edge-norm', 'on'], ['--train-portion <x>', '0.5'], ['--grad-clip <x>', '5'],
+      ['--seed <n>', '2'], ['--limit-train <n>', 'all'], ['--threads <n>', 'all cores'], ['--checkpoint-every <n>', '50'],
+      ['--data <dir>', 'the dataset\'s standard location'], ['--out <dir>', 'runs/search-<date>-<time>'],
+    ];
+    for (const [flag, value] of defaults) {
+      const at = help.indexOf(` ${flag} `);
+      assert.ok(at >= 0, `${flag} missing from the help`);
+      const next = help.indexOf(' --', at + flag.length + 2);
+      const text = help.slice(at, next < 0 ? undefined : next);
+      assert.ok(text.includes(`default: ${value}`), `${flag}: no "default: ${value}" in "${text}"`);
+    }
+    assert.ok(help.includes('--resume <dir>'));
+  });
+});
+
+describe('pcdarts search runs', () => {
+  const reference = join(root, 'reference');
+
+  before(async () => {
+    const result = await pcdarts('search', ...TINY, '--checkpoint-every', '1', '--out', reference);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /search finished: .*genotype\.json/);
+  });
+
+  it('resumes a run killed (SIGKILL) in the middle of an epoch to the same losses and genotype', async () => {
+    const dir = join(root, 'killed');
+    const { child, done } = start(['search', ...TINY, '--checkpoint-every', '1', '--out', dir]);
+    await waitFor(() => readLog(dir).some((r) => r.type === 'step' && r.epoch === 1 && r.step >= 2), 'step 2 of epoch 1');
+    child.kill('SIGKILL');
+    const killed = await done;
+    assert.equal(killed.signal, 'SIGKILL');
+    assert.ok(!readLog(dir).some((r) => r.type === 'epoch' && r.epoch === 1), 'the run finished before it was killed');
+
+    const resumed = await pcdarts('search', '--resume', dir, '--threads', '2');
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.match(resumed.stderr, /resuming .* at epoch 1 step \d+/);
+    assert.deepEqual(comparable(dir), comparable(reference));
+    assert.equal(readFileSync(join(dir, 'genotype.json'), 'utf8'), readFileSync(join(reference, 'genotype.json'), 'utf8'));
+    assert.equal(readFileSync(join(dir, 'genotypes.jsonl'), 'utf8'), readFileSync(join(reference, 'genotypes.jsonl'), 'utf8'));
+  });
+
+  it('on SIGTERM finishes the step, writes a checkpoint, exits 143 saying how to resume; the resumed run matches', async () => {
+    const dir = join(root, 'terminated');
+    const { child, done } = start(['search', ...TINY, '--checkpoint-every', '1000', '--out', dir]);
+    await waitFor(() => readLog(dir).some((r) => r.type === 'step' && r.epoch === 0 && r.step >= 3), 'step 3 of epoch 0');
+    child.kill('SIGTERM');
+    const stopped = await done;
+    assert.equal(stopped.code, 143, stopped.stderr);
+    assert.match(stopped.stderr, new RegExp(`resume with: pcdarts search --resume ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    const state = JSON.parse(readFileSync(join(dir, 'checkpoint', 'state.json'), 'utf8')).state;
+    const steps = readLog(dir).filter((r) => r.type === 'step');
+    assert.equal(state.global_step, steps.length, 'the checkpoint is at the last logged step');
+    assert.equal(state.logs['log.jsonl'], statSync(join(dir, 'log.jsonl')).size);
+
+    const resumed = await pcdarts('search', '--resume', dir, '--threads', '2', '--k', '2', '--epochs', '2');
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.deepEqual(comparable(dir), comparable(reference));
+    assert.equal(readFileSync(join(dir, 'genotype.json'), 'utf8'), readFileSync(join(reference, 'genotype.json'), 'utf8'));
+  });
+
+  it('refuses --resume with a conflicting setting, leaving the run untouched', async () => {
+    const before = snapshot(reference);
+    assertBadInput(await pcdarts('search', '--resume', reference, '--k', '4'),
+      /--k 4 conflicts with the run, which has --k 2: flags given with --resume must match/);
+    assertBadInput(await pcdarts('search', '--resume', reference, '--no-edge-norm'), /--no-edge-norm conflicts with the run/);
+    assertBadInput(await pcdarts('search', '--resume', reference, '--out', join(root, 'other')), /--out and --resume exclude each other/);
+    assert.deepEqual(snapshot(reference), before);
+  });
+
+  it('refuses --out on an existing run (pointing to --resume) and on a non-empty folder', async () => {
+    const before = snapshot(reference);
+    assertBadInput(await pcdarts('search', ...TINY, '--out', reference), /already holds a run: continue it with --resume/);
+    assert.deepEqual(snapshot(reference), before);
+    const full = join(root, 'full');
+    mkdirSync(full);
+    writeFileSync(join(full, 'notes.txt'), 'keep me');
+    assertBadInput(await pcdarts('search', ...TINY, '--out', full), /exists and is not empty/);
+    assert.deepEqual(readdirSync(full), ['notes.txt']);
+  });
+
+  it('says a finished run has nothing left to do', async () => {
+    const before = snapshot(reference);
+    const result = await pcdarts('search', '--resume', reference);
+    assert.equal(result.code, 0);
+    assert.match(result.stderr, /already finished all 2 epochs/);
+    assert.deepEqual(snapshot(reference), before);
+  });
+});
+
+describe('pcdarts search bad input', () => {
+  const out = (): string => join(root, `bad-${Math.random().toString(36).slice(2)}`);
+
+  it('rejects unknown flags and non-numeric values', async () => {
+    assertBadInput(await pcdarts('search', '--bogus'), /unknown option '--bogus'/);
+    assertBadInput(await pcdarts('search', '--lr', 'abc'), /--lr <x>.*'abc' is invalid.*expected a number/);
+    assertBadInput(await pcdarts('search', '--epochs', '1.5'), /--epochs <n>.*'1.5' is invalid.*expected an integer/);
+    assertBadInput(await pcdarts('search', '--dataset', 'mnist'), /'mnist' is invalid.*fashion-mnist-bundled/);
+    assertBadInput(await pcdarts('search', '--batch-size', '0', '--out', out()), /--batch-size: expected an integer >= 1, got 0/);
+  });
+
+  it('rejects K that does not divide C', async () => {
+    const dir = out();
+    assertBadInput(await pcdarts('search', '--k', '3', '--out', dir), /K=3 does not divide the initial channel count 16/);
+    assert.ok(!existsSync(dir));
+  });
+
+  it('rejects missing, corrupt and truncated dataset files', async () => {
+    const dataset = (name: string, files: Record<string, Uint8Array | string>): string => {
+      const dir = join(root, name);
+      mkdirSync(dir);
+      for (const [file, content] of Object.entries(files)) writeFileSync(join(dir, file), content);
+      copyFileSync(join(BUNDLED, 'train-labels-idx1-ubyte.gz'), join(dir, 'train-labels-idx1-ubyte.gz'));
+      return dir;
+    };
+    const images = readFileSync(join(BUNDLED, 'train-images-idx3-ubyte.gz'));
+    const run = (dir: string): Promise<Finished> => pcdarts('search', '--dataset', 'fashion-mnist', '--data', dir, '--out', out());
+    assertBadInput(await run(dataset('missing', {})), /train-images-idx3-ubyte\[\.gz\] not found/);
+    assertBadInput(await run(join(root, 'no-such-dir')), /not found/);
+    assertBadInput(await run(dataset('corrupt', { 'train-images-idx3-ubyte.gz': 'this is not gzip data' })),
+      /train-images-idx3-ubyte\.gz: not gzip data/);
+    assertBadInput(await run(dataset('cut-gzip', { 'train-images-idx3-ubyte.gz': images.subarray(0, images.length >> 1) })),
+      /train-images-idx3-ubyte\.gz: corrupt gzip data/);
+    assertBadInput(await run(dataset('cut-idx', { 'train-images-idx3-ubyte': gunzipSync(images).subarray(0, 5000) })),
+      /train-images-idx3-ubyte: truncated: expected \d+ bytes, got 5000/);
+  });
+
+  it('rejects --resume on a folder that is not a run', async () => {
+    const folder = join(root, 'not-a-run');
+    mkdirSync(folder);
+    writeFileSync(join(folder, 'data.txt'), 'x');
+    assertBadInput(await pcdarts('search', '--resume', folder), /is not a run directory \(it has no config\.json\)/);
+    assertBadInput(await pcdarts('search', '--resume', join(root, 'nothing-here')), /no such directory/);
+    assert.deepEqual(readdirSync(folder), ['data.txt']);
+  });
+});
