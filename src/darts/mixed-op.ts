@@ -7,7 +7,7 @@ import { BatchNorm2d } from '../nn/layers.js';
 import { Module, ModuleList, Sequential, type Layer } from '../nn/module.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { createOperation, Zero } from './operations.js';
+import { createOperation, startsWithRelu, Zero } from './operations.js';
 import { PRIMITIVES } from './primitives.js';
 
 export class MixedOp extends Module {
@@ -40,18 +40,38 @@ export class MixedOp extends Module {
     const [, c] = x.shape;
     if (c !== this.channels) throw new Error(`MixedOp: input has ${c} channels, expected ${this.channels}`);
     const mixedInput = this.k === 1 ? x : ops.sliceChannels(x, 0, this.mixedChannels);
+    // The convolutions and FactorizedReduce all start with the same ReLU: compute it once
+    // (the authors' code computes it four or five times; the values are identical).
+    let activated: Tensor | null = null;
     const outputs: Tensor[] = [];
     const indices: number[] = [];
     this.operations.forEach((op, index) => {
       // `none` outputs zeros: it adds nothing to the sum and nothing to any gradient.
       if (op instanceof Zero) return;
-      outputs.push(op.forward(mixedInput));
+      if (startsWithRelu(op)) {
+        activated ??= ops.relu(mixedInput);
+        outputs.push(op.forwardActivated(activated));
+      } else {
+        outputs.push(op.forward(mixedInput));
+      }
       indices.push(weightOffset + index);
     });
     const mixed = ops.weightedSum(outputs, weights, indices);
+    for (const o of outputs) if (o !== mixedInput) o.drop();
+    (activated as Tensor | null)?.drop();
     if (this.k === 1) return mixed;
+    mixedInput.drop();
     let bypass = ops.sliceChannels(x, this.mixedChannels, c - this.mixedChannels);
-    if (this.stride === 2) bypass = ops.maxPool2d(bypass, { kernel: 2, stride: 2 });
-    return ops.channelShuffle(ops.concatChannels([mixed, bypass]), this.k);
+    if (this.stride === 2) {
+      const pooled = ops.maxPool2d(bypass, { kernel: 2, stride: 2 });
+      bypass.drop();
+      bypass = pooled;
+    }
+    const joined = ops.concatChannels([mixed, bypass]);
+    mixed.drop();
+    bypass.drop();
+    const y = ops.channelShuffle(joined, this.k);
+    joined.drop();
+    return y;
   }
 }

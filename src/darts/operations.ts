@@ -24,6 +24,11 @@ export class ReLUConvBN extends Module implements Layer {
   forward(x: Tensor): Tensor {
     return this.op.forward(x);
   }
+
+  /** The same on an input that already went through the leading ReLU (shared by a MixedOp). */
+  forwardActivated(activated: Tensor): Tensor {
+    return this.op.forwardFrom(1, activated);
+  }
 }
 
 /** ReLU, depthwise dilated kxk, pointwise 1x1, BN. */
@@ -42,6 +47,11 @@ export class DilConv extends Module implements Layer {
 
   forward(x: Tensor): Tensor {
     return this.op.forward(x);
+  }
+
+  /** The same on an input that already went through the leading ReLU (shared by a MixedOp). */
+  forwardActivated(activated: Tensor): Tensor {
+    return this.op.forwardFrom(1, activated);
   }
 }
 
@@ -65,6 +75,11 @@ export class SepConv extends Module implements Layer {
 
   forward(x: Tensor): Tensor {
     return this.op.forward(x);
+  }
+
+  /** The same on an input that already went through the leading ReLU (shared by a MixedOp). */
+  forwardActivated(activated: Tensor): Tensor {
+    return this.op.forwardFrom(1, activated);
   }
 }
 
@@ -91,9 +106,23 @@ export class FactorizedReduce extends Module implements Layer {
       throw new Error(`FactorizedReduce: spatial size ${h}x${w} is odd; a reduction needs even sizes (choose an input size divisible by 4)`);
     }
     const activated = ops.relu(x);
+    const y = this.forwardActivated(activated);
+    activated.drop();
+    return y;
+  }
+
+  /** The same on an input that already went through the leading ReLU (shared by a MixedOp). */
+  forwardActivated(activated: Tensor): Tensor {
     const shifted = ops.cropTopLeft(activated, 1);
-    const joined = ops.concatChannels([this.conv1.forward(activated), this.conv2.forward(shifted)]);
-    return this.bn.forward(joined);
+    const even = this.conv1.forward(activated);
+    const odd = this.conv2.forward(shifted);
+    shifted.drop();
+    const joined = ops.concatChannels([even, odd]);
+    even.drop();
+    odd.drop();
+    const y = this.bn.forward(joined);
+    joined.drop();
+    return y;
   }
 }
 
@@ -125,6 +154,15 @@ export function createOperation(name: Primitive, channels: number, stride: numbe
 export function createOperationByName(name: string, channels: number, stride: number, affine: boolean): Layer {
   if (!isPrimitive(name)) throw new Error(`unknown operation '${name}' (known: ${PRIMITIVES.join(', ')})`);
   return createOperation(name, channels, stride, affine);
+}
+
+/** An operation whose first layer is a ReLU, which a MixedOp computes once for all of them. */
+export interface ActivatedOperation extends Layer {
+  forwardActivated(activated: Tensor): Tensor;
+}
+
+export function startsWithRelu(op: Layer): op is ActivatedOperation {
+  return op instanceof SepConv || op instanceof DilConv || op instanceof FactorizedReduce || op instanceof ReLUConvBN;
 }
 
 /** Operations that keep their input untouched (drop path skips them, spec section 7). */

@@ -88,8 +88,11 @@ export class SearchCell extends Module {
         edge++;
       });
       states.push(betaWeights ? ops.weightedSum(outputs, betaWeights, edgeIndices) : ops.sum(outputs));
+      for (const o of outputs) o.drop();
     }
-    return ops.concatChannels(states.slice(-this.multiplier));
+    const y = ops.concatChannels(states.slice(-this.multiplier));
+    for (const state of states) state.drop();
+    return y;
   }
 }
 
@@ -174,10 +177,17 @@ export class SearchNetwork extends Module {
       const output = cell.reduction
         ? cell.forward(s0, s1, alphaReduce, betaReduce)
         : cell.forward(s0, s1, alphaNormal, betaNormal);
+      if (s0 !== s1) s0.drop();
       s0 = s1;
       s1 = output;
     }
-    return this.classifier.forward(ops.globalAvgPool(s1));
+    s0.drop();
+    const pooled = ops.globalAvgPool(s1);
+    s1.drop();
+    const logits = this.classifier.forward(pooled);
+    pooled.drop();
+    for (const w of [alphaNormal, alphaReduce, betaNormal, betaReduce]) w?.drop();
+    return logits;
   }
 
   /** The genotype the current architecture derives to (spec section 5). */

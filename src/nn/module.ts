@@ -137,8 +137,17 @@ export class Sequential extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    return this.forwardFrom(0, x);
+  }
+
+  /** Applies layers[start..] to x; intermediates are dropped as soon as the next layer ran. */
+  forwardFrom(start: number, x: Tensor): Tensor {
     let y = x;
-    for (const layer of this.layers) y = (layer as unknown as Layer).forward(y);
+    for (let i = start; i < this.layers.length; i++) {
+      const next = (this.layers[i] as unknown as Layer).forward(y);
+      if (y !== x && next !== y) y.drop();
+      y = next;
+    }
     return y;
   }
 }

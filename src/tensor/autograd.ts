@@ -17,7 +17,12 @@ export interface GradNode {
    * must be freshly allocated (ownership passes to the engine).
    */
   backward(gradOutput: Tensor): (Tensor | null)[];
-  /** Frees tensors held only for backward (not the inputs, not the output). */
+  /**
+   * Tensors (inputs or the output) that backward reads. Each is held until this node has
+   * run, so `drop()`-ed intermediates that nobody saved are freed during the forward pass.
+   */
+  readonly saved?: readonly Tensor[];
+  /** Frees buffers held only for backward (not tensors of the graph). */
   release?(): void;
 }
 
@@ -49,7 +54,18 @@ export function needsGrad(...inputs: (Tensor | null | undefined)[]): boolean {
 export function record(output: Tensor, node: GradNode): Tensor {
   output.requiresGrad = true;
   output.gradFn = node;
+  if (node.saved) for (const t of node.saved) t.saveRefs++;
   return output;
+}
+
+/** Lets go of a node's saved tensors (after its backward ran). */
+function releaseNode(node: GradNode): void {
+  node.release?.();
+  if (!node.saved) return;
+  for (const t of node.saved) {
+    t.saveRefs--;
+    if (t.saveRefs <= 0 && t.dropped) t.dispose();
+  }
 }
 
 function topologicalOrder(root: Tensor): { node: GradNode; output: Tensor }[] {
@@ -143,7 +159,7 @@ export function backward(root: Tensor, gradient?: Tensor, options: BackwardOptio
       if (!handedOut.has(gradOutput)) gradOutput.dispose();
     }
     if (!options.retainGraph) {
-      node.release?.();
+      releaseNode(node);
       if (output !== root && !output.retained && !output.kept) output.dispose();
     }
   }

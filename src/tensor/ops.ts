@@ -53,6 +53,8 @@ export function conv2d(x: Tensor, weight: Tensor, options: Conv2dOptions = {}): 
   return record(y, {
     name: 'conv2d',
     inputs: [x, weight],
+    // x is only read for the weight's gradient (not needed while weights are frozen).
+    saved: weight.requiresGrad ? [x] : [],
     backward: (gy) => conv2dBackward(x, weight, gy, geometry),
   });
 }
@@ -132,15 +134,32 @@ export function batchNorm2d(x: Tensor, options: BatchNormOptions): Tensor {
     release();
     return y;
   }
+  // Without gamma and beta the normalised value is the output itself, so backward reads y
+  // (which the next op or the MixedOp sum usually keeps anyway) instead of holding x.
+  const fromOutput = useBatchStats && weight === null && bias === null;
+  // With fixed statistics x is only needed for gamma's gradient.
+  const needsInput = useBatchStats ? !fromOutput : Boolean(weight?.requiresGrad);
   return record(y, {
     name: 'batchNorm2d',
     inputs: [x, weight, bias],
+    saved: fromOutput ? [y] : needsInput ? [x] : [],
     backward: (gy) => {
       const gx = empty(x.shape); // the kernels always produce it; unused ones are freed by the engine
+      if (fromOutput) {
+        // gx = invStd (gy - mean(gy) - y mean(gy y)): the train-mode kernel with mean 0, invStd 1, gamma = invStd.
+        const zeroMean = k.allocZeros(c);
+        const ones = k.alloc(c);
+        ones.fill(1);
+        k.batchNormTrainBackward(gy.data, y.data, zeroMean, ones, invStd, gx.data, null, null, geometry);
+        k.free(zeroMean);
+        k.free(ones);
+        return [gx, null, null];
+      }
       const gGamma = weight?.requiresGrad ? empty(weight.shape) : null;
       const gBeta = bias?.requiresGrad ? empty(bias.shape) : null;
       const kernel = useBatchStats ? k.batchNormTrainBackward : k.batchNormApplyBackward;
-      kernel.call(k, gy.data, x.data, mean, invStd, weight?.data ?? null, gx.data,
+      // x is only read for gamma's gradient when the statistics are fixed.
+      kernel.call(k, gy.data, needsInput ? x.data : gy.data, mean, invStd, weight?.data ?? null, gx.data,
         gGamma?.data ?? null, gBeta?.data ?? null, geometry);
       return [gx, gGamma, gBeta];
     },
@@ -159,6 +178,7 @@ export function relu(x: Tensor): Tensor {
   return record(y, {
     name: 'relu',
     inputs: [x],
+    saved: [y],
     backward: (gy) => {
       const gx = empty(x.shape);
       kernels().reluBackward(gy.data, y.data, gx.data, x.numel);
@@ -225,6 +245,8 @@ export function weightedSum(xs: readonly Tensor[], weights: Tensor, indices: rea
   return record(y, {
     name: 'weightedSum',
     inputs: [weights, ...xs],
+    // The summands are only read for the weights' gradient.
+    saved: weights.requiresGrad ? [weights, ...xs] : [weights],
     backward: (gy) => {
       let gw: Tensor | null = null;
       if (weights.requiresGrad) {
@@ -290,6 +312,7 @@ export function maxPool2d(x: Tensor, options: PoolOptions): Tensor {
   return record(y, {
     name: 'maxPool2d',
     inputs: [x],
+    saved: [x],
     backward: (gy) => {
       const gx = empty(x.shape);
       kernels().maxPool2dBackward(x.data, gy.data, gx.data, g);
@@ -346,6 +369,7 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
   return record(y, {
     name: 'linear',
     inputs: [x, weight, bias],
+    saved: weight.requiresGrad || bias?.requiresGrad ? [x, weight] : [weight],
     backward: (gy) => {
       let gx: Tensor | null = null;
       if (x.requiresGrad) {
@@ -536,6 +560,7 @@ export function softmaxSegments(x: Tensor, segments: readonly number[]): Tensor 
   return record(y, {
     name: 'softmax',
     inputs: [x],
+    saved: [y],
     backward: (gy) => {
       const gx = empty(x.shape);
       const g = gy.data;
@@ -578,6 +603,7 @@ export function logSoftmax(x: Tensor): Tensor {
   return record(y, {
     name: 'logSoftmax',
     inputs: [x],
+    saved: [y],
     backward: (gy) => {
       const gx = empty(x.shape);
       const g = gy.data;

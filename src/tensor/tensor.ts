@@ -49,6 +49,10 @@ export class Tensor {
   retained = false;
   /** Survives tidy scopes (parameters, buffers, leaf gradients). */
   kept = false;
+  /** Recorded nodes that hold this tensor for their backward (see autograd.record). */
+  saveRefs = 0;
+  /** The forward code no longer needs it: freed as soon as no node holds it. */
+  dropped = false;
   private storage: Float32Array | null;
 
   /** Wraps a buffer obtained from the active backend; takes ownership of it. */
@@ -89,7 +93,7 @@ export class Tensor {
     finalizer.unregister(this);
     kernels().free(this.storage);
     this.storage = null;
-    this.gradFn = null;
+    // gradFn stays: a freed intermediate still links its consumers to its producer.
   }
 
   /** Exempts this tensor from the enclosing tidy scopes. */
@@ -97,6 +101,17 @@ export class Tensor {
     this.kept = true;
     for (const scope of scopeStack) scope.delete(this);
     return this;
+  }
+
+  /**
+   * Declares that the code that created this intermediate is done with it: it is freed now,
+   * or when the last backward node holding it has run. Model code calls this on every
+   * intermediate it does not return, so a forward pass keeps only what backward needs.
+   */
+  drop(): void {
+    if (this.kept || this.retained || this.storage === null) return;
+    this.dropped = true;
+    if (this.saveRefs === 0) this.dispose();
   }
 
   /** Keeps this intermediate alive through backward(). */
