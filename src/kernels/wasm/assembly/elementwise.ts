@@ -1,0 +1,109 @@
+// Elementwise kernels, dot product and channel copies. Part = the elements
+// [part * chunk, min(n, (part + 1) * chunk)); chunk is a multiple of 16.
+// Outputs may alias inputs (each element is read before it is written).
+
+import { addF32, at, at64, copyF32, imin } from './common';
+
+/** y = x > 0 ? x : 0. pmax(0, x) = 0 < x ? x : 0 is exactly that (NaN and -0 give 0), branch-free. */
+export function relu(x: usize, y: usize, n: i32, chunk: i32, part: i32, tid: i32): void {
+  const i1 = imin(n, (part + 1) * chunk);
+  const zero = f32x4.splat(0);
+  let i = part * chunk;
+  for (; i + 8 <= i1; i += 8) {
+    v128.store(at(y, i), f32x4.pmax(zero, v128.load(at(x, i))));
+    v128.store(at(y, i), f32x4.pmax(zero, v128.load(at(x, i), 16)), 16);
+  }
+  for (; i < i1; i++) {
+    const v = load<f32>(at(x, i));
+    store<f32>(at(y, i), v > 0 ? v : 0);
+  }
+}
+
+/** gx = x > 0 ? gy : 0, as a bit mask (a data-dependent branch would mispredict). */
+export function reluBackward(gy: usize, x: usize, gx: usize, n: i32, chunk: i32, part: i32, tid: i32): void {
+  const i1 = imin(n, (part + 1) * chunk);
+  const zero = f32x4.splat(0);
+  let i = part * chunk;
+  for (; i + 8 <= i1; i += 8) {
+    const m0 = f32x4.gt(v128.load(at(x, i)), zero);
+    const m1 = f32x4.gt(v128.load(at(x, i), 16), zero);
+    v128.store(at(gx, i), v128.and(v128.load(at(gy, i)), m0));
+    v128.store(at(gx, i), v128.and(v128.load(at(gy, i), 16), m1), 16);
+  }
+  for (; i < i1; i++) store<f32>(at(gx, i), load<f32>(at(x, i)) > 0 ? load<f32>(at(gy, i)) : 0);
+}
+
+/** out = a + b. */
+export function add(a: usize, b: usize, out: usize, n: i32, chunk: i32, part: i32, tid: i32): void {
+  const i1 = imin(n, (part + 1) * chunk);
+  let i = part * chunk;
+  for (; i + 8 <= i1; i += 8) {
+    v128.store(at(out, i), f32x4.add(v128.load(at(a, i)), v128.load(at(b, i))));
+    v128.store(at(out, i), f32x4.add(v128.load(at(a, i), 16), v128.load(at(b, i), 16)), 16);
+  }
+  for (; i < i1; i++) store<f32>(at(out, i), load<f32>(at(a, i)) + load<f32>(at(b, i)));
+}
+
+/** y += alpha * x. */
+export function axpy(alpha: f32, x: usize, y: usize, n: i32, chunk: i32, part: i32, tid: i32): void {
+  const i1 = imin(n, (part + 1) * chunk);
+  const av = f32x4.splat(alpha);
+  let i = part * chunk;
+  for (; i + 8 <= i1; i += 8) {
+    const p = at(y, i);
+    v128.store(p, f32x4.add(v128.load(p), f32x4.mul(av, v128.load(at(x, i)))));
+    v128.store(p, f32x4.add(v128.load(p, 16), f32x4.mul(av, v128.load(at(x, i), 16))), 16);
+  }
+  for (; i < i1; i++) {
+    const p = at(y, i);
+    store<f32>(p, load<f32>(p) + alpha * load<f32>(at(x, i)));
+  }
+}
+
+/** out = alpha * x. */
+export function scale(x: usize, alpha: f32, out: usize, n: i32, chunk: i32, part: i32, tid: i32): void {
+  const i1 = imin(n, (part + 1) * chunk);
+  const av = f32x4.splat(alpha);
+  let i = part * chunk;
+  for (; i + 8 <= i1; i += 8) {
+    v128.store(at(out, i), f32x4.mul(av, v128.load(at(x, i))));
+    v128.store(at(out, i), f32x4.mul(av, v128.load(at(x, i), 16)), 16);
+  }
+  for (; i < i1; i++) store<f32>(at(out, i), alpha * load<f32>(at(x, i)));
+}
+
+/**
+ * partials[part] = sum over the chunk of a[i] * b[i] in float64: products of float32 values
+ * are exact in float64, accumulated in two f64x2 lanes pairs. The caller sums the chunk
+ * partials in order.
+ */
+export function dot(a: usize, b: usize, n: i32, chunk: i32, partials: usize, part: i32, tid: i32): void {
+  const i1 = imin(n, (part + 1) * chunk);
+  let s0 = f64x2.splat(0);
+  let s1 = s0;
+  let i = part * chunk;
+  for (; i + 4 <= i1; i += 4) {
+    const x = v128.load(at(a, i));
+    const y = v128.load(at(b, i));
+    s0 = f64x2.add(s0, f64x2.mul(f64x2.promote_low_f32x4(x), f64x2.promote_low_f32x4(y)));
+    const xh = v128.shuffle<f32>(x, x, 2, 3, 0, 1);
+    const yh = v128.shuffle<f32>(y, y, 2, 3, 0, 1);
+    s1 = f64x2.add(s1, f64x2.mul(f64x2.promote_low_f32x4(xh), f64x2.promote_low_f32x4(yh)));
+  }
+  const s = f64x2.add(s0, s1);
+  let total = f64x2.extract_lane(s, 0) + f64x2.extract_lane(s, 1);
+  for (; i < i1; i++) total += <f64>load<f32>(at(a, i)) * <f64>load<f32>(at(b, i));
+  store<f64>(at64(partials, part), total);
+}
+
+/** Part = sample: copies (or adds) `count` channel planes of sample `part`. */
+export function copyChannels(
+  src: usize, srcChannels: i32, srcOffset: i32, dst: usize, dstChannels: i32, dstOffset: i32,
+  count: i32, plane: i32, accumulate: i32, part: i32, tid: i32,
+): void {
+  const span = count * plane;
+  const s = at(src, (part * srcChannels + srcOffset) * plane);
+  const d = at(dst, (part * dstChannels + dstOffset) * plane);
+  if (accumulate) addF32(d, s, span);
+  else copyF32(d, s, span);
+}

@@ -1,0 +1,737 @@
+/**
+ * The fast kernel backend: WebAssembly SIMD kernels (AssemblyScript, ./assembly) on one
+ * shared wasm memory, run by the calling thread plus (threads - 1) worker threads.
+ *
+ * Memory: every buffer handed out is a Float32Array view of the shared memory, so kernels
+ * get plain byte offsets. Blocks are 64-byte aligned, rounded to 256 bytes and recycled
+ * through exact-size free lists (a training step allocates the same sizes every step);
+ * the memory grows when the bump pointer reaches its end. Scratch for kernels (padded
+ * planes, packed GEMM operands, partial sums) is one block owned by the backend, sliced per
+ * thread, and not counted as live memory.
+ *
+ * Threads: a kernel call is split into "parts" that write disjoint outputs; the main thread
+ * publishes the job and works on parts alongside the workers (protocol in worker.ts).
+ * Calls estimated below PARALLEL_MIN_NS run on the main thread alone. A dispatch costs a few
+ * microseconds while the workers still spin after the previous job, tens when they sleep
+ * (the main thread works meanwhile, so it rarely waits for a wake-up). Reductions over the batch
+ * (weight gradients, dot) use chunk boundaries that depend only on the shapes and combine
+ * chunk partials in order, so results are bitwise identical for any thread count.
+ */
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { BatchNormGeometry, ConvGeometry, KernelBackend, PoolGeometry } from '../backend.js';
+import { registerBackend } from '../registry.js';
+import {
+  ARGS_BYTE_OFFSET, CLOSED, CONTROL_BYTES, MAX_ARGS, MAX_GEN, MAX_PARTS, PART_BITS,
+  SLOT_DONE, SLOT_ERROR, SLOT_FN, SLOT_GEN, SLOT_NARGS, SLOT_NEXT, SLOT_NPARTS, SLOT_READY, SLOT_STOP,
+  runClaimedParts, type KernelFunction, type WorkerInit,
+} from './worker.js';
+
+const PAGE_BYTES = 65536;
+/** Block alignment (a cache line). */
+const ALIGN = 64;
+/** Block sizes are rounded to this, which makes exact-size reuse likely. */
+const SIZE_CLASS = 256;
+/** Bytes always left free at the end of memory: vector loops may read a little past a buffer. */
+const TOP_SLACK = 256;
+const INITIAL_PAGES = 256; // 16 MiB
+/** Largest shared memory tried first (4 GiB), then smaller ones if the engine refuses. */
+const MAXIMUM_PAGES = [65536, 32768, 16384, 8192];
+/** Work estimated below this (nanoseconds on one thread) runs on the main thread alone. */
+const PARALLEL_MIN_NS = 20_000;
+/** Polls of the job word a worker makes before sleeping (a few hundred microseconds). */
+const WORKER_SPIN = 200_000;
+/** Polls of the completion counter the main thread makes before sleeping. */
+const MAIN_SPIN = 1_000_000;
+/** Floats per chunk of `dot` (fixed, so the float64 partials do not depend on threads). */
+const DOT_CHUNK = 4096;
+/** Weight-gradient reductions use at most this many batch chunks. */
+const MAX_GRAD_CHUNKS = 16;
+
+/** Kernel exports invoked through the job protocol (index = SLOT_FN value). */
+const KERNELS = [
+  'convForward', 'convGradInput', 'convGradWeight', 'reduceChunks',
+  'dwForward', 'dwGradInput', 'dwGradWeight',
+  'bnPlaneSums', 'bnMean', 'bnPlaneSqDev', 'bnInvStd', 'bnPlaneAffine',
+  'bnPlaneGradSums', 'bnGradFinish', 'bnPlaneTrainBackward', 'bnPlaneApplyBackward',
+  'relu', 'reluBackward', 'add', 'axpy', 'scale', 'dot', 'copyChannels',
+  'maxPool', 'avgPool', 'maxPoolBackward', 'avgPoolBackward',
+  'linear', 'linearGradInput', 'linearGradWeight',
+] as const;
+type KernelName = (typeof KERNELS)[number];
+const KERNEL_INDEX = new Map<string, number>(KERNELS.map((name, i) => [name, i]));
+
+/** Exports that size things (the kernels' scratch layouts live on the AssemblyScript side). */
+interface SizeExports {
+  heapBase(): number;
+  convScratchBytes(desc: number): number;
+  dwScratchBytes(desc: number): number;
+  poolScratchBytes(desc: number): number;
+  linearScratchBytes(reduction: number, perPart: number): number;
+}
+
+function roundUp(n: number, multiple: number): number {
+  return Math.ceil(n / multiple) * multiple;
+}
+
+function wasmUrl(): URL {
+  return new URL('./kernels.wasm', import.meta.url);
+}
+
+/**
+ * Float32 blocks in a growable shared wasm memory. Handed-out blocks are tracked by offset
+ * together with the view given out, so a second free of a recycled block (a different
+ * view) is ignored instead of freeing someone else's buffer.
+ */
+class SharedHeap {
+  private buffer: SharedArrayBuffer;
+  /** Every buffer object the memory has had (the object changes on grow). */
+  private readonly buffers = new WeakSet<ArrayBufferLike>();
+  private top: number;
+  private readonly freeLists = new Map<number, number[]>();
+  private readonly live = new Map<number, { view: Float32Array; bytes: number }>();
+  liveBytes = 0;
+  peakBytes = 0;
+
+  constructor(private readonly memory: WebAssembly.Memory, base: number) {
+    this.buffer = memory.buffer as unknown as SharedArrayBuffer;
+    this.buffers.add(this.buffer);
+    this.top = roundUp(Math.max(base, ALIGN), ALIGN);
+  }
+
+  get reservedBytes(): number {
+    return this.buffer.byteLength;
+  }
+
+  /** The current buffer (re-read after growth). */
+  get current(): SharedArrayBuffer {
+    return this.buffer;
+  }
+
+  owns(view: Float32Array): boolean {
+    return view.buffer === this.buffer || this.buffers.has(view.buffer);
+  }
+
+  /** A block for the user (counted in live/peak). */
+  alloc(numel: number): Float32Array {
+    if (!Number.isInteger(numel) || numel < 0) throw new Error(`wasm backend: bad alloc size ${numel}`);
+    const bytes = Math.max(SIZE_CLASS, roundUp(numel * 4, SIZE_CLASS));
+    const offset = this.take(bytes);
+    const view = new Float32Array(this.buffer, offset, numel);
+    this.live.set(offset, { view, bytes });
+    this.liveBytes += bytes;
+    if (this.liveBytes > this.peakBytes) this.peakBytes = this.liveBytes;
+    return view;
+  }
+
+  free(view: Float32Array): void {
+    if (!this.owns(view)) return;
+    const entry = this.live.get(view.byteOffset);
+    if (entry === undefined || entry.view !== view) return; // not ours, or already freed
+    this.live.delete(view.byteOffset);
+    this.liveBytes -= entry.bytes;
+    this.release(view.byteOffset, entry.bytes);
+  }
+
+  /** A block for the backend itself (not counted as live); returns its byte offset. */
+  allocInternal(bytes: number): { offset: number; bytes: number } {
+    const rounded = Math.max(SIZE_CLASS, roundUp(bytes, SIZE_CLASS));
+    return { offset: this.take(rounded), bytes: rounded };
+  }
+
+  release(offset: number, bytes: number): void {
+    let list = this.freeLists.get(bytes);
+    if (list === undefined) {
+      list = [];
+      this.freeLists.set(bytes, list);
+    }
+    list.push(offset);
+  }
+
+  private take(bytes: number): number {
+    const exact = this.freeLists.get(bytes);
+    if (exact !== undefined && exact.length > 0) return exact.pop() as number;
+    if (this.top + bytes + TOP_SLACK <= this.buffer.byteLength || this.grow(this.top + bytes + TOP_SLACK)) {
+      const offset = this.top;
+      this.top += bytes;
+      return offset;
+    }
+    // Memory is at its maximum: split the smallest larger free block.
+    let bestSize = Infinity;
+    for (const [size, list] of this.freeLists) {
+      if (size > bytes && size < bestSize && list.length > 0) bestSize = size;
+    }
+    if (bestSize === Infinity) {
+      throw new Error(`wasm backend: out of memory allocating ${bytes} bytes (${this.buffer.byteLength} reserved)`);
+    }
+    const offset = (this.freeLists.get(bestSize) as number[]).pop() as number;
+    this.release(offset + bytes, bestSize - bytes); // sizes are multiples of SIZE_CLASS
+    return offset;
+  }
+
+  /** Grows so that `end` bytes fit: at least 1/4 more each time, to keep growth events rare. */
+  private grow(end: number): boolean {
+    const have = this.buffer.byteLength / PAGE_BYTES;
+    const need = Math.ceil(end / PAGE_BYTES);
+    const want = Math.max(need, Math.ceil(have * 1.25));
+    for (const pages of want > need ? [want, need] : [need]) {
+      try {
+        this.memory.grow(pages - have);
+        this.buffer = this.memory.buffer as unknown as SharedArrayBuffer;
+        this.buffers.add(this.buffer);
+        return true;
+      } catch {
+        // maximum reached or address space refused: try the bare minimum, then give up
+      }
+    }
+    return false;
+  }
+}
+
+export interface WasmBackendOptions {
+  /** Threads including the calling one (default: every core). */
+  threads?: number;
+  /**
+   * Work (estimated nanoseconds on one thread) below which a call runs on the calling thread
+   * alone. Tests set 0 to push even tiny shapes through the workers.
+   */
+  parallelThresholdNs?: number;
+}
+
+export class WasmBackend implements KernelBackend {
+  readonly name = 'wasm';
+  readonly threads: number;
+  private readonly parallelThresholdNs: number;
+
+  private readonly memory: WebAssembly.Memory;
+  private readonly heap: SharedHeap;
+  private readonly fns: KernelFunction[];
+  private readonly sizes: SizeExports;
+  private readonly control: SharedArrayBuffer;
+  private readonly ctrl: Int32Array;
+  private readonly argv: Float64Array;
+  private workers: Worker[] = [];
+  private gen = 0;
+  /** 64 bytes for the geometry descriptor read by conv/pool kernels. */
+  private readonly desc: number;
+  private scratch = { offset: 0, bytes: 0 };
+
+  constructor(options: WasmBackendOptions = {}) {
+    const threads = options.threads ?? availableParallelism();
+    if (!Number.isInteger(threads) || threads < 1) throw new Error(`wasm backend: bad thread count ${threads}`);
+    this.threads = threads;
+    this.parallelThresholdNs = options.parallelThresholdNs ?? PARALLEL_MIN_NS;
+
+    const module = new WebAssembly.Module(readFileSync(wasmUrl()));
+    this.memory = createSharedMemory();
+    const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
+    const exports = instance.exports as Record<string, unknown>;
+    this.fns = KERNELS.map((name) => exports[name] as KernelFunction);
+    this.sizes = exports as unknown as SizeExports;
+    this.heap = new SharedHeap(this.memory, this.sizes.heapBase());
+    this.desc = this.heap.allocInternal(64).offset;
+
+    this.control = new SharedArrayBuffer(CONTROL_BYTES);
+    this.ctrl = new Int32Array(this.control, 0, ARGS_BYTE_OFFSET / 4);
+    this.argv = new Float64Array(this.control, ARGS_BYTE_OFFSET, MAX_ARGS);
+    if (threads > 1) this.startWorkers(module, threads - 1);
+  }
+
+  /** Starts the workers and blocks until each has instantiated the module. */
+  private startWorkers(module: WebAssembly.Module, count: number): void {
+    const url = new URL('./worker.js', import.meta.url);
+    for (let i = 0; i < count; i++) {
+      const init: WorkerInit = {
+        role: 'pcdarts-wasm-kernels', module, memory: this.memory, control: this.control,
+        names: KERNELS, tid: i + 1, spin: WORKER_SPIN,
+      };
+      const worker = new Worker(url, { workerData: init });
+      worker.unref(); // idle workers must not keep the process alive
+      worker.on('error', (e) => console.error('pcdarts wasm worker died:', e));
+      this.workers.push(worker);
+    }
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const ready = Atomics.load(this.ctrl, SLOT_READY);
+      if (ready >= count) break;
+      if (Date.now() > deadline) {
+        this.dispose();
+        throw new Error(`wasm backend: only ${ready} of ${count} worker threads started`);
+      }
+      Atomics.wait(this.ctrl, SLOT_READY, ready, 100);
+    }
+  }
+
+  /** Stops the worker threads; kernels keep working on the calling thread alone. */
+  dispose(): void {
+    if (this.workers.length === 0) return;
+    Atomics.store(this.ctrl, SLOT_STOP, 1);
+    Atomics.store(this.ctrl, SLOT_GEN, (this.gen % MAX_GEN) + 1);
+    Atomics.notify(this.ctrl, SLOT_GEN);
+    for (const worker of this.workers) void worker.terminate();
+    this.workers = [];
+  }
+
+  // ---------------------------------------------------------------- memory
+
+  alloc(numel: number): Float32Array {
+    return this.heap.alloc(numel);
+  }
+
+  allocZeros(numel: number): Float32Array {
+    const view = this.heap.alloc(numel);
+    view.fill(0);
+    return view;
+  }
+
+  free(buffer: Float32Array): void {
+    this.heap.free(buffer);
+  }
+
+  memoryStats(): { liveBytes: number; peakBytes: number; reservedBytes: number } {
+    return { liveBytes: this.heap.liveBytes, peakBytes: this.heap.peakBytes, reservedBytes: this.heap.reservedBytes };
+  }
+
+  resetPeak(): void {
+    this.heap.peakBytes = this.heap.liveBytes;
+  }
+
+  /** Byte offset of a buffer of ours with at least `numel` elements. */
+  private off(buffer: Float32Array, numel: number, what: string): number {
+    if (!this.heap.owns(buffer)) throw new Error(`wasm backend: ${what} was not allocated by this backend`);
+    if (buffer.length < numel) throw new Error(`wasm backend: ${what} has ${buffer.length} elements, needs ${numel}`);
+    return buffer.byteOffset;
+  }
+
+  private offOrNull(buffer: Float32Array | null, numel: number, what: string): number {
+    return buffer === null ? 0 : this.off(buffer, numel, what);
+  }
+
+  /** Scratch of at least `bytes`; returns its offset (valid until the next kernel call). */
+  private scratchBlock(bytes: number): number {
+    if (bytes > this.scratch.bytes) {
+      if (this.scratch.bytes > 0) this.heap.release(this.scratch.offset, this.scratch.bytes);
+      this.scratch = this.heap.allocInternal(Math.max(bytes, this.scratch.bytes * 1.25));
+    }
+    return this.scratch.offset;
+  }
+
+  private writeDesc(fields: number[]): number {
+    new Int32Array(this.heap.current, this.desc, fields.length).set(fields);
+    return this.desc;
+  }
+
+  private convDesc(g: ConvGeometry): number {
+    return this.writeDesc([
+      g.batch, g.inChannels, g.inH, g.inW, g.outChannels, g.kernelH, g.kernelW, g.strideH, g.strideW,
+      g.padH, g.padW, g.dilationH, g.dilationW, g.groups, g.outH, g.outW,
+    ]);
+  }
+
+  private poolDesc(g: PoolGeometry): number {
+    return this.writeDesc([
+      g.batch, g.channels, g.inH, g.inW, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW, g.outH, g.outW,
+    ]);
+  }
+
+  // ---------------------------------------------------------------- dispatch
+
+  /**
+   * Runs parts 0..nparts-1 of a kernel (arguments `args`, then part and thread index):
+   * on the main thread alone when small, else shared with the workers.
+   */
+  private run(name: KernelName, nparts: number, costNs: number, args: number[]): void {
+    if (nparts <= 0) return;
+    const index = KERNEL_INDEX.get(name) as number;
+    const fn = this.fns[index];
+    if (this.workers.length === 0 || nparts === 1 || nparts > MAX_PARTS || costNs < this.parallelThresholdNs) {
+      for (let part = 0; part < nparts; part++) fn(...args, part, 0);
+      return;
+    }
+    if (args.length > MAX_ARGS) throw new Error(`wasm backend: ${name} has too many arguments`);
+    const ctrl = this.ctrl;
+    // Publish: close claiming, write the job, reopen with the new generation, wake workers.
+    Atomics.store(ctrl, SLOT_NEXT, CLOSED);
+    Atomics.store(ctrl, SLOT_FN, index);
+    Atomics.store(ctrl, SLOT_NARGS, args.length);
+    Atomics.store(ctrl, SLOT_NPARTS, nparts);
+    this.argv.set(args);
+    Atomics.store(ctrl, SLOT_DONE, 0);
+    Atomics.store(ctrl, SLOT_ERROR, 0);
+    this.gen = (this.gen % MAX_GEN) + 1;
+    const gen = this.gen;
+    Atomics.store(ctrl, SLOT_NEXT, gen << PART_BITS);
+    Atomics.store(ctrl, SLOT_GEN, gen);
+    Atomics.notify(ctrl, SLOT_GEN);
+
+    const error = runClaimedParts(ctrl, gen, nparts, fn, args, 0, false);
+    let spins = 0;
+    for (;;) {
+      const done = Atomics.load(ctrl, SLOT_DONE);
+      if (done >= nparts) break;
+      if (++spins > MAIN_SPIN) Atomics.wait(ctrl, SLOT_DONE, done, 10);
+    }
+    if (error !== null) throw error;
+    if (Atomics.load(ctrl, SLOT_ERROR) !== 0) throw new Error(`wasm backend: kernel ${name} failed in a worker thread`);
+  }
+
+  /** Parts for `items` independent work items: a few per thread, for load balance. */
+  private partsFor(items: number): { parts: number; perPart: number } {
+    const target = Math.min(items, this.threads * 8, MAX_PARTS);
+    const perPart = Math.ceil(items / Math.max(target, 1));
+    return { parts: Math.ceil(items / perPart), perPart };
+  }
+
+  // ---------------------------------------------------------------- convolution
+
+  private isDepthwise(g: ConvGeometry): boolean {
+    return g.inChannels === g.groups && g.outChannels === g.groups;
+  }
+
+  private checkConv(g: ConvGeometry): void {
+    if (g.groups < 1 || g.inChannels % g.groups !== 0 || g.outChannels % g.groups !== 0) {
+      throw new Error(`wasm backend: conv2d channels ${g.inChannels}->${g.outChannels} not divisible by groups ${g.groups}`);
+    }
+  }
+
+  private convFlops(g: ConvGeometry): number {
+    return 2 * g.batch * g.outChannels * (g.inChannels / g.groups) * g.kernelH * g.kernelW * g.outH * g.outW;
+  }
+
+  conv2d(x: Float32Array, weight: Float32Array, y: Float32Array, g: ConvGeometry): void {
+    this.checkConv(g);
+    const xo = this.off(x, g.batch * g.inChannels * g.inH * g.inW, 'conv2d x');
+    const wo = this.off(weight, g.outChannels * (g.inChannels / g.groups) * g.kernelH * g.kernelW, 'conv2d weight');
+    const yo = this.off(y, g.batch * g.outChannels * g.outH * g.outW, 'conv2d y');
+    const desc = this.convDesc(g);
+    if (this.isDepthwise(g)) {
+      const stride = this.sizes.dwScratchBytes(desc);
+      const scratch = this.scratchBlock(stride * this.threads);
+      const { parts, perPart } = this.partsFor(g.batch * g.outChannels);
+      this.run('dwForward', parts, this.convFlops(g) / 20, [desc, xo, wo, yo, perPart, scratch, stride]);
+      return;
+    }
+    const stride = this.sizes.convScratchBytes(desc);
+    const scratch = this.scratchBlock(stride * this.threads);
+    const { parts, perPart } = this.partsFor(g.batch * g.groups);
+    this.run('convForward', parts, this.convFlops(g) / 32, [desc, xo, wo, yo, perPart, scratch, stride]);
+  }
+
+  conv2dGradInput(gradY: Float32Array, weight: Float32Array, gradX: Float32Array, g: ConvGeometry): void {
+    this.checkConv(g);
+    const gyo = this.off(gradY, g.batch * g.outChannels * g.outH * g.outW, 'conv2dGradInput gradY');
+    const wo = this.off(weight, g.outChannels * (g.inChannels / g.groups) * g.kernelH * g.kernelW, 'conv2dGradInput weight');
+    const gxo = this.off(gradX, g.batch * g.inChannels * g.inH * g.inW, 'conv2dGradInput gradX');
+    const desc = this.convDesc(g);
+    if (this.isDepthwise(g)) {
+      const stride = this.sizes.dwScratchBytes(desc);
+      const scratch = this.scratchBlock(stride * this.threads);
+      const { parts, perPart } = this.partsFor(g.batch * g.inChannels);
+      this.run('dwGradInput', parts, this.convFlops(g) / 20, [desc, gyo, wo, gxo, perPart, scratch, stride]);
+      return;
+    }
+    const stride = this.sizes.convScratchBytes(desc);
+    const scratch = this.scratchBlock(stride * this.threads);
+    const { parts, perPart } = this.partsFor(g.batch * g.groups);
+    this.run('convGradInput', parts, this.convFlops(g) / 32, [desc, gyo, wo, gxo, perPart, scratch, stride]);
+  }
+
+  conv2dGradWeight(x: Float32Array, gradY: Float32Array, gradW: Float32Array, g: ConvGeometry): void {
+    this.checkConv(g);
+    const xo = this.off(x, g.batch * g.inChannels * g.inH * g.inW, 'conv2dGradWeight x');
+    const gyo = this.off(gradY, g.batch * g.outChannels * g.outH * g.outW, 'conv2dGradWeight gradY');
+    const weightCount = g.outChannels * (g.inChannels / g.groups) * g.kernelH * g.kernelW;
+    const gwo = this.off(gradW, weightCount, 'conv2dGradWeight gradW');
+    if (g.batch === 0) {
+      gradW.fill(0, 0, weightCount);
+      return;
+    }
+    const desc = this.convDesc(g);
+    if (this.isDepthwise(g)) {
+      // Partials per (sample, channel) plane, then summed over samples in order.
+      const stride = this.sizes.dwScratchBytes(desc);
+      const planes = g.batch * g.outChannels;
+      const partialBytes = roundUp(planes * g.kernelH * g.kernelW * 8, ALIGN);
+      const base = this.scratchBlock(partialBytes + stride * this.threads);
+      const { parts, perPart } = this.partsFor(planes);
+      this.run('dwGradWeight', parts, this.convFlops(g) / 20, [desc, xo, gyo, base, perPart, base + partialBytes, stride]);
+      this.reduce(base, g.batch, weightCount, gwo);
+      return;
+    }
+    // Chunks of consecutive samples (count from the batch size only), each a float64 partial.
+    const chunk = Math.ceil(g.batch / MAX_GRAD_CHUNKS);
+    const chunks = Math.ceil(g.batch / chunk);
+    const stride = this.sizes.convScratchBytes(desc);
+    const partialBytes = roundUp(chunks * weightCount * 8, ALIGN);
+    const base = this.scratchBlock(partialBytes + stride * this.threads);
+    this.run('convGradWeight', chunks, this.convFlops(g) / 32, [desc, xo, gyo, base, chunk, base + partialBytes, stride]);
+    this.reduce(base, chunks, weightCount, gwo);
+  }
+
+  /** out[i] = sum over chunks (in order) of the float64 partials. */
+  private reduce(partials: number, chunks: number, count: number, out: number): void {
+    const { parts, perPart } = this.partsFor(count);
+    this.run('reduceChunks', parts, chunks * count / 2, [partials, chunks, count, out, perPart]);
+  }
+
+  // ---------------------------------------------------------------- batch norm
+  // Passes over planes in memory order; per-plane float64 partials are combined per channel
+  // in sample order by single-part steps (see assembly/batchnorm.ts).
+
+  private bnCheck(g: BatchNormGeometry, what: string, x: Float32Array, mean: Float32Array, invStd: Float32Array) {
+    const numel = g.batch * g.channels * g.spatial;
+    return {
+      numel, planes: g.batch * g.channels,
+      xo: this.off(x, numel, `${what} x`),
+      mo: this.off(mean, g.channels, `${what} mean`),
+      io: this.off(invStd, g.channels, `${what} invStd`),
+    };
+  }
+
+  batchNormTrain(
+    x: Float32Array, gamma: Float32Array | null, beta: Float32Array | null, eps: number,
+    y: Float32Array, mean: Float32Array, invStd: Float32Array, g: BatchNormGeometry,
+  ): void {
+    const { numel, planes, xo, mo, io } = this.bnCheck(g, 'batchNormTrain', x, mean, invStd);
+    const yo = this.off(y, numel, 'batchNormTrain y');
+    const go = this.offOrNull(gamma, g.channels, 'batchNormTrain gamma');
+    const bo = this.offOrNull(beta, g.channels, 'batchNormTrain beta');
+    if (planes === 0) return;
+    const partials = this.scratchBlock(planes * 8);
+    const { parts, perPart } = this.partsFor(planes);
+    const S = g.spatial;
+    this.run('bnPlaneSums', parts, numel / 10, [xo, S, planes, partials, perPart]);
+    this.run('bnMean', 1, 0, [partials, g.batch, g.channels, S, mo]);
+    this.run('bnPlaneSqDev', parts, numel / 10, [xo, mo, g.channels, S, planes, partials, perPart]);
+    this.run('bnInvStd', 1, 0, [partials, g.batch, g.channels, S, eps, io]);
+    this.run('bnPlaneAffine', parts, numel / 8, [xo, mo, io, go, bo, yo, g.channels, S, planes, perPart]);
+  }
+
+  batchNormApply(
+    x: Float32Array, mean: Float32Array, invStd: Float32Array,
+    gamma: Float32Array | null, beta: Float32Array | null, y: Float32Array, g: BatchNormGeometry,
+  ): void {
+    const { numel, planes, xo, mo, io } = this.bnCheck(g, 'batchNormApply', x, mean, invStd);
+    const yo = this.off(y, numel, 'batchNormApply y');
+    const go = this.offOrNull(gamma, g.channels, 'batchNormApply gamma');
+    const bo = this.offOrNull(beta, g.channels, 'batchNormApply beta');
+    const { parts, perPart } = this.partsFor(planes);
+    this.run('bnPlaneAffine', parts, numel / 8, [xo, mo, io, go, bo, yo, g.channels, g.spatial, planes, perPart]);
+  }
+
+  batchNormTrainBackward(
+    gradY: Float32Array, x: Float32Array, mean: Float32Array, invStd: Float32Array,
+    gamma: Float32Array | null, gradX: Float32Array,
+    gradGamma: Float32Array | null, gradBeta: Float32Array | null, g: BatchNormGeometry,
+  ): void {
+    const { numel, planes, xo, mo, io } = this.bnCheck(g, 'batchNormTrainBackward', x, mean, invStd);
+    const gyo = this.off(gradY, numel, 'batchNormTrainBackward gradY');
+    const gxo = this.off(gradX, numel, 'batchNormTrainBackward gradX');
+    const go = this.offOrNull(gamma, g.channels, 'batchNormTrainBackward gamma');
+    const ggo = this.offOrNull(gradGamma, g.channels, 'batchNormTrainBackward gradGamma');
+    const gbo = this.offOrNull(gradBeta, g.channels, 'batchNormTrainBackward gradBeta');
+    if (planes === 0) return;
+    const partialBytes = roundUp(planes * 16, ALIGN);
+    const partials = this.scratchBlock(partialBytes + g.channels * 8);
+    const coef = partials + partialBytes;
+    const { parts, perPart } = this.partsFor(planes);
+    const C = g.channels;
+    const S = g.spatial;
+    this.run('bnPlaneGradSums', parts, numel / 8, [gyo, xo, mo, C, S, planes, partials, perPart]);
+    this.run('bnGradFinish', 1, 0, [partials, g.batch, C, S, io, ggo, gbo, coef]);
+    this.run('bnPlaneTrainBackward', parts, numel / 6, [gyo, xo, mo, io, go, coef, gxo, C, S, planes, perPart]);
+  }
+
+  batchNormApplyBackward(
+    gradY: Float32Array, x: Float32Array, mean: Float32Array, invStd: Float32Array,
+    gamma: Float32Array | null, gradX: Float32Array,
+    gradGamma: Float32Array | null, gradBeta: Float32Array | null, g: BatchNormGeometry,
+  ): void {
+    const { numel, planes, xo, mo, io } = this.bnCheck(g, 'batchNormApplyBackward', x, mean, invStd);
+    const gyo = this.off(gradY, numel, 'batchNormApplyBackward gradY');
+    const gxo = this.off(gradX, numel, 'batchNormApplyBackward gradX');
+    const go = this.offOrNull(gamma, g.channels, 'batchNormApplyBackward gamma');
+    const ggo = this.offOrNull(gradGamma, g.channels, 'batchNormApplyBackward gradGamma');
+    const gbo = this.offOrNull(gradBeta, g.channels, 'batchNormApplyBackward gradBeta');
+    if (planes === 0) return;
+    const { parts, perPart } = this.partsFor(planes);
+    const C = g.channels;
+    const S = g.spatial;
+    // Sums first: gradX may alias gradY.
+    if (ggo !== 0 || gbo !== 0) {
+      const partials = this.scratchBlock(planes * 16);
+      this.run('bnPlaneGradSums', parts, numel / 8, [gyo, xo, mo, C, S, planes, partials, perPart]);
+      this.run('bnGradFinish', 1, 0, [partials, g.batch, C, S, io, ggo, gbo, 0]);
+    }
+    this.run('bnPlaneApplyBackward', parts, numel / 8, [gyo, io, go, gxo, C, S, planes, perPart]);
+  }
+
+  // ---------------------------------------------------------------- elementwise
+
+  /** Chunking of n elements for elementwise kernels (multiples of 16 floats). */
+  private elementParts(n: number): { parts: number; chunk: number } {
+    const chunk = roundUp(Math.max(16384, Math.ceil(n / (this.threads * 4))), 16);
+    return { parts: Math.ceil(n / chunk), chunk };
+  }
+
+  relu(x: Float32Array, y: Float32Array, n: number): void {
+    const args = [this.off(x, n, 'relu x'), this.off(y, n, 'relu y'), n];
+    const { parts, chunk } = this.elementParts(n);
+    this.run('relu', parts, n / 10, [...args, chunk]);
+  }
+
+  reluBackward(gradY: Float32Array, x: Float32Array, gradX: Float32Array, n: number): void {
+    const args = [this.off(gradY, n, 'reluBackward gradY'), this.off(x, n, 'reluBackward x'), this.off(gradX, n, 'reluBackward gradX'), n];
+    const { parts, chunk } = this.elementParts(n);
+    this.run('reluBackward', parts, n / 7, [...args, chunk]);
+  }
+
+  add(a: Float32Array, b: Float32Array, out: Float32Array, n: number): void {
+    const args = [this.off(a, n, 'add a'), this.off(b, n, 'add b'), this.off(out, n, 'add out'), n];
+    const { parts, chunk } = this.elementParts(n);
+    this.run('add', parts, n / 7, [...args, chunk]);
+  }
+
+  axpy(alpha: number, x: Float32Array, y: Float32Array, n: number): void {
+    const args = [alpha, this.off(x, n, 'axpy x'), this.off(y, n, 'axpy y'), n];
+    const { parts, chunk } = this.elementParts(n);
+    this.run('axpy', parts, n / 7, [...args, chunk]);
+  }
+
+  scale(x: Float32Array, alpha: number, out: Float32Array, n: number): void {
+    const args = [this.off(x, n, 'scale x'), alpha, this.off(out, n, 'scale out'), n];
+    const { parts, chunk } = this.elementParts(n);
+    this.run('scale', parts, n / 10, [...args, chunk]);
+  }
+
+  dot(a: Float32Array, b: Float32Array, n: number): number {
+    const ao = this.off(a, n, 'dot a');
+    const bo = this.off(b, n, 'dot b');
+    if (n <= 0) return 0;
+    // Chunk size from n only, so the float64 partials and their sum do not depend on threads.
+    const chunk = DOT_CHUNK * Math.max(1, Math.ceil(n / (DOT_CHUNK * 2048)));
+    const parts = Math.ceil(n / chunk);
+    const partials = this.scratchBlock(parts * 8);
+    this.run('dot', parts, n / 8, [ao, bo, n, chunk, partials]);
+    const values = new Float64Array(this.heap.current, partials, parts);
+    let total = 0;
+    for (let i = 0; i < parts; i++) total += values[i];
+    return total;
+  }
+
+  // ---------------------------------------------------------------- pooling
+
+  private pool(
+    name: 'maxPool' | 'avgPool' | 'maxPoolBackward' | 'avgPoolBackward', g: PoolGeometry, buffers: number[],
+  ): void {
+    const desc = this.poolDesc(g);
+    const stride = this.sizes.poolScratchBytes(desc);
+    const scratch = this.scratchBlock(stride * this.threads);
+    const { parts, perPart } = this.partsFor(g.batch * g.channels);
+    const cost = g.batch * g.channels * Math.max(g.outH * g.outW, g.inH * g.inW) * g.kernelH * g.kernelW / 8;
+    this.run(name, parts, cost, [desc, ...buffers, perPart, scratch, stride]);
+  }
+
+  maxPool2d(x: Float32Array, y: Float32Array, g: PoolGeometry): void {
+    const planes = g.batch * g.channels;
+    this.pool('maxPool', g, [this.off(x, planes * g.inH * g.inW, 'maxPool2d x'), this.off(y, planes * g.outH * g.outW, 'maxPool2d y')]);
+  }
+
+  maxPool2dBackward(x: Float32Array, gradY: Float32Array, gradX: Float32Array, g: PoolGeometry): void {
+    const planes = g.batch * g.channels;
+    this.pool('maxPoolBackward', g, [
+      this.off(x, planes * g.inH * g.inW, 'maxPool2dBackward x'),
+      this.off(gradY, planes * g.outH * g.outW, 'maxPool2dBackward gradY'),
+      this.off(gradX, planes * g.inH * g.inW, 'maxPool2dBackward gradX'),
+    ]);
+  }
+
+  avgPool2d(x: Float32Array, y: Float32Array, g: PoolGeometry): void {
+    const planes = g.batch * g.channels;
+    this.pool('avgPool', g, [this.off(x, planes * g.inH * g.inW, 'avgPool2d x'), this.off(y, planes * g.outH * g.outW, 'avgPool2d y')]);
+  }
+
+  avgPool2dBackward(gradY: Float32Array, gradX: Float32Array, g: PoolGeometry): void {
+    const planes = g.batch * g.channels;
+    this.pool('avgPoolBackward', g, [
+      this.off(gradY, planes * g.outH * g.outW, 'avgPool2dBackward gradY'),
+      this.off(gradX, planes * g.inH * g.inW, 'avgPool2dBackward gradX'),
+    ]);
+  }
+
+  // ---------------------------------------------------------------- dense
+
+  linear(x: Float32Array, weight: Float32Array, bias: Float32Array | null, y: Float32Array,
+    rows: number, inFeatures: number, outFeatures: number): void {
+    const args = [
+      this.off(x, rows * inFeatures, 'linear x'), this.off(weight, outFeatures * inFeatures, 'linear weight'),
+      this.offOrNull(bias, outFeatures, 'linear bias'), this.off(y, rows * outFeatures, 'linear y'),
+      rows, inFeatures, outFeatures,
+    ];
+    const { parts, perPart } = this.partsFor(rows);
+    this.run('linear', parts, (2 * rows * inFeatures * outFeatures) / 32, [...args, perPart]);
+  }
+
+  linearGradInput(gradY: Float32Array, weight: Float32Array, gradX: Float32Array,
+    rows: number, inFeatures: number, outFeatures: number): void {
+    const args = [
+      this.off(gradY, rows * outFeatures, 'linearGradInput gradY'), this.off(weight, outFeatures * inFeatures, 'linearGradInput weight'),
+      this.off(gradX, rows * inFeatures, 'linearGradInput gradX'), rows, inFeatures, outFeatures,
+    ];
+    const { parts, perPart } = this.partsFor(rows);
+    const stride = roundUp(this.sizes.linearScratchBytes(outFeatures, perPart), ALIGN);
+    const scratch = this.scratchBlock(stride * this.threads);
+    this.run('linearGradInput', parts, (2 * rows * inFeatures * outFeatures) / 32, [...args, perPart, scratch, stride]);
+  }
+
+  linearGradWeight(x: Float32Array, gradY: Float32Array, gradW: Float32Array, gradB: Float32Array | null,
+    rows: number, inFeatures: number, outFeatures: number): void {
+    const args = [
+      this.off(x, rows * inFeatures, 'linearGradWeight x'), this.off(gradY, rows * outFeatures, 'linearGradWeight gradY'),
+      this.off(gradW, outFeatures * inFeatures, 'linearGradWeight gradW'), this.offOrNull(gradB, outFeatures, 'linearGradWeight gradB'),
+      rows, inFeatures, outFeatures,
+    ];
+    const { parts, perPart } = this.partsFor(outFeatures);
+    const stride = roundUp(this.sizes.linearScratchBytes(rows, perPart), ALIGN);
+    const scratch = this.scratchBlock(stride * this.threads);
+    this.run('linearGradWeight', parts, (2 * rows * inFeatures * outFeatures) / 32, [...args, perPart, scratch, stride]);
+  }
+
+  // ---------------------------------------------------------------- channel plumbing
+
+  copyChannels(src: Float32Array, srcChannels: number, srcChannelOffset: number,
+    dst: Float32Array, dstChannels: number, dstChannelOffset: number,
+    count: number, batch: number, plane: number, accumulate: boolean): void {
+    if (srcChannelOffset < 0 || srcChannelOffset + count > srcChannels) {
+      throw new Error(`wasm backend: copyChannels source range [${srcChannelOffset}, ${srcChannelOffset + count}) outside ${srcChannels} channels`);
+    }
+    if (dstChannelOffset < 0 || dstChannelOffset + count > dstChannels) {
+      throw new Error(`wasm backend: copyChannels destination range [${dstChannelOffset}, ${dstChannelOffset + count}) outside ${dstChannels} channels`);
+    }
+    const so = this.off(src, batch * srcChannels * plane, 'copyChannels src');
+    const dO = this.off(dst, batch * dstChannels * plane, 'copyChannels dst');
+    this.run('copyChannels', batch, (batch * count * plane) / 8, [
+      so, srcChannels, srcChannelOffset, dO, dstChannels, dstChannelOffset, count, plane, accumulate ? 1 : 0,
+    ]);
+  }
+}
+
+/** One shared memory, with the largest maximum the engine accepts. */
+function createSharedMemory(): WebAssembly.Memory {
+  let lastError: unknown = null;
+  for (const maximum of MAXIMUM_PAGES) {
+    try {
+      return new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum, shared: true });
+    } catch (e) {
+      lastError = e;
+    }
+  }
+  throw new Error(`wasm backend: cannot create a shared WebAssembly.Memory: ${String(lastError)}`);
+}
+
+export function createWasmBackend(options: { threads?: number } = {}): KernelBackend {
+  return new WasmBackend(options);
+}
+
+registerBackend('wasm', (o) => createWasmBackend(o));
