@@ -5,6 +5,7 @@
  */
 import { BatchNorm2d } from '../nn/layers.js';
 import { Module, ModuleList, Sequential, type Layer } from '../nn/module.js';
+import { checkpoint } from '../tensor/autograd.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { createOperation, startsWithRelu, Zero } from './operations.js';
@@ -36,7 +37,18 @@ export class MixedOp extends Module {
    * `weights` holds softmaxed alphas; this edge's 8 weights start at `weightOffset`
    * (flat index into weights). The gradient flows into them.
    */
+  /**
+   * Recompute this MixedOp's internals in backward instead of keeping them (the operation
+   * outputs and everything inside them): one more forward for a fraction of the memory.
+   */
+  recompute = false;
+
   forward(x: Tensor, weights: Tensor, weightOffset = 0): Tensor {
+    if (this.recompute) return checkpoint(([input, w]) => this.mix(input, w, weightOffset), [x, weights]);
+    return this.mix(x, weights, weightOffset);
+  }
+
+  private mix(x: Tensor, weights: Tensor, weightOffset: number): Tensor {
     const [, c] = x.shape;
     if (c !== this.channels) throw new Error(`MixedOp: input has ${c} channels, expected ${this.channels}`);
     const mixedInput = this.k === 1 ? x : ops.sliceChannels(x, 0, this.mixedChannels);

@@ -32,10 +32,15 @@ export interface SearchNetworkConfig {
   k: number;
   /** Edge normalisation (betas); off for the ablation. */
   edgeNormalization: boolean;
+  /**
+   * Recompute every MixedOp's internals during backward instead of keeping them: much less
+   * memory for one more forward pass of the MixedOps. Numbers are unchanged.
+   */
+  recomputeMixedOps?: boolean;
 }
 
 export const DEFAULT_SEARCH_NETWORK: SearchNetworkConfig = {
-  channels: 16, layers: 8, classes: 10, inChannels: 3, steps: 4, multiplier: 4, stemMultiplier: 3, k: 4, edgeNormalization: true,
+  channels: 16, layers: 8, classes: 10, inChannels: 3, steps: 4, multiplier: 4, stemMultiplier: 3, k: 4, edgeNormalization: true, recomputeMixedOps: false,
 };
 
 /** Cell indices that reduce: floor(layers/3) and floor(2 layers/3). */
@@ -125,7 +130,9 @@ export class SearchNetwork extends Module {
     for (let i = 0; i < c.layers; i++) {
       const reduction = isReductionLayer(i, c.layers);
       if (reduction) cCurrent *= 2;
-      this.cells.push(list.append(new SearchCell(c.steps, c.multiplier, cPrevPrev, cPrev, cCurrent, reduction, reductionPrev, c.k)));
+      const cell = list.append(new SearchCell(c.steps, c.multiplier, cPrevPrev, cPrev, cCurrent, reduction, reductionPrev, c.k));
+      for (const edge of cell.edges) edge.recompute = c.recomputeMixedOps ?? false;
+      this.cells.push(cell);
       reductionPrev = reduction;
       cPrevPrev = cPrev;
       cPrev = c.multiplier * cCurrent;

@@ -1,4 +1,5 @@
 /** The layers DARTS networks are made of, with torch.nn's parameter names and defaults. */
+import { isRecomputing } from '../tensor/autograd.js';
 import * as ops from '../tensor/ops.js';
 import { Tensor, empty, full, zeros } from '../tensor/tensor.js';
 import { defaultInitBound, fillUniform } from './init.js';
@@ -80,10 +81,12 @@ export class BatchNorm2d extends Module implements Layer {
   }
 
   forward(x: Tensor): Tensor {
-    if (this.training) this.numBatchesTracked.data[0] += 1;
+    // A recomputed checkpoint replays the same batch: its statistics were already counted.
+    const updateRunningStats = this.training && !isRecomputing();
+    if (updateRunningStats) this.numBatchesTracked.data[0] += 1;
     return ops.batchNorm2d(x, {
       weight: this.weight, bias: this.bias, runningMean: this.runningMean, runningVar: this.runningVar,
-      training: this.training, momentum: this.momentum, eps: this.eps,
+      training: this.training, momentum: this.momentum, eps: this.eps, updateRunningStats,
     });
   }
 }

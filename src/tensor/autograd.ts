@@ -176,3 +176,46 @@ function accumulateLeaf(leaf: Tensor, g: Tensor): void {
     kernels().axpy(1, g.data, leaf.grad.data, g.numel);
   }
 }
+
+let recomputing = 0;
+
+/** True while a checkpointed segment is being recomputed (batch norm must not update its running statistics twice). */
+export function isRecomputing(): boolean {
+  return recomputing > 0;
+}
+
+/**
+ * Runs fn without keeping its intermediates; backward recomputes it from the saved inputs
+ * and backpropagates through the recomputation (torch.utils.checkpoint). Trades one more
+ * forward of fn for the memory of everything fn would have saved. fn must be deterministic
+ * given its inputs (no random draws) and may read parameters, whose gradients accumulate as
+ * usual.
+ */
+export function checkpoint(fn: (inputs: Tensor[]) => Tensor, inputs: Tensor[]): Tensor {
+  if (!gradEnabled) return fn(inputs);
+  const output = noGrad(() => fn(inputs));
+  // Recorded even when no input requires grad: fn may read parameters.
+  return record(output, {
+    name: 'checkpoint',
+    inputs,
+    saved: inputs,
+    backward: (gradOutput) => {
+      const leaves = inputs.map((t) => t.detachedView(t.requiresGrad));
+      recomputing++;
+      try {
+        const recomputed = fn(leaves);
+        backward(recomputed, gradOutput);
+        recomputed.dispose();
+      } finally {
+        recomputing--;
+      }
+      return leaves.map((leaf) => {
+        const g = leaf.grad;
+        leaf.grad = null;
+        leaf.dispose();
+        if (g) g.kept = false;
+        return g;
+      });
+    },
+  });
+}

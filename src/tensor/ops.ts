@@ -84,6 +84,8 @@ export interface BatchNormOptions {
   runningVar: Tensor | null;
   /** Train mode: normalise with batch statistics and update the running ones. */
   training: boolean;
+  /** In train mode, whether the running statistics are updated (not while recomputing a checkpoint). */
+  updateRunningStats?: boolean;
   momentum?: number;
   eps?: number;
 }
@@ -106,7 +108,7 @@ export function batchNorm2d(x: Tensor, options: BatchNormOptions): Tensor {
   const useBatchStats = options.training || runningMean === null || runningVar === null;
   if (useBatchStats) {
     k.batchNormTrain(x.data, weight?.data ?? null, bias?.data ?? null, eps, y.data, mean, invStd, geometry);
-    if (options.training && runningMean && runningVar) {
+    if (options.training && options.updateRunningStats !== false && runningMean && runningVar) {
       const count = n * h * w;
       const rm = runningMean.data;
       const rv = runningVar.data;

@@ -54,9 +54,11 @@ export class Tensor {
   /** The forward code no longer needs it: freed as soon as no node holds it. */
   dropped = false;
   private storage: Float32Array | null;
+  /** A view of another tensor's storage: disposing it frees nothing. */
+  private readonly borrowed: boolean;
 
-  /** Wraps a buffer obtained from the active backend; takes ownership of it. */
-  constructor(storage: Float32Array, shape: Shape, requiresGrad = false) {
+  /** Wraps a buffer obtained from the active backend; takes ownership of it unless `borrowed`. */
+  constructor(storage: Float32Array, shape: Shape, requiresGrad = false, borrowed = false) {
     const numel = shapeSize(shape);
     if (storage.length < numel) {
       throw new Error(`tensor storage of ${storage.length} floats is too small for shape ${shapeToString(shape)}`);
@@ -65,7 +67,8 @@ export class Tensor {
     this.shape = Object.freeze([...shape]);
     this.numel = numel;
     this.requiresGrad = requiresGrad;
-    finalizer.register(this, storage, this);
+    this.borrowed = borrowed;
+    if (!borrowed) finalizer.register(this, storage, this);
     const scope = scopeStack[scopeStack.length - 1];
     if (scope) scope.add(this);
   }
@@ -90,8 +93,10 @@ export class Tensor {
   /** Returns the storage to the backend. Safe to call twice. */
   dispose(): void {
     if (this.storage === null) return;
-    finalizer.unregister(this);
-    kernels().free(this.storage);
+    if (!this.borrowed) {
+      finalizer.unregister(this);
+      kernels().free(this.storage);
+    }
     this.storage = null;
     // gradFn stays: a freed intermediate still links its consumers to its producer.
   }
@@ -135,6 +140,14 @@ export class Tensor {
     const t = new Tensor(kernels().alloc(this.numel), this.shape);
     t.data.set(this.data.subarray(0, this.numel));
     return t;
+  }
+
+  /**
+   * A new leaf over the same storage (no copy, no history), valid while this tensor lives:
+   * how a recomputed segment starts from saved values.
+   */
+  detachedView(requiresGrad = false): Tensor {
+    return new Tensor(this.data, this.shape, requiresGrad, true);
   }
 
   describe(): string {
