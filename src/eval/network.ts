@@ -141,14 +141,23 @@ export class EvalCell extends Module {
     for (let i = 0; i < this.steps; i++) {
       const branches = [2 * i, 2 * i + 1].map((k) => {
         const op = this.operations[k];
-        let h = op.forward(states[this.indices[k]]);
+        const input = states[this.indices[k]];
+        let h = op.forward(input);
         // Drop path never touches identity operations (spec section 7).
-        if (dropping && !isIdentityOperation(op)) h = dropPath(h, dropProb, random());
+        if (dropping && !isIdentityOperation(op)) {
+          const dropped = dropPath(h, dropProb, random());
+          if (dropped !== h) h.drop();
+          h = dropped;
+        }
         return h;
       });
       states.push(ops.add(branches[0], branches[1]));
+      // Identity branches are states themselves; everything else is an intermediate.
+      for (const b of branches) if (!states.includes(b)) b.drop();
     }
-    return ops.concatChannels(this.concat.map((j) => states[j]));
+    const y = ops.concatChannels(this.concat.map((j) => states[j]));
+    for (const state of states) state.drop();
+    return y;
   }
 }
 
@@ -273,12 +282,18 @@ export abstract class EvalNetwork extends Module {
     let logitsAux: Tensor | null = null;
     let [s0, s1] = this.stems(x);
     this.cells.forEach((cell, i) => {
-      [s0, s1] = [s1, cell.forward(s0, s1, this.dropPathProb, random)];
+      const output = cell.forward(s0, s1, this.dropPathProb, random);
+      if (s0 !== s1) s0.drop();
+      [s0, s1] = [s1, output];
       if (i === this.auxiliaryIndex && this.auxiliaryHead && this.training) {
         logitsAux = this.auxiliaryHead.forward(s1);
       }
     });
-    const logits = this.classifier.forward(this.pool(s1));
+    s0.drop();
+    const pooled = this.pool(s1);
+    s1.drop();
+    const logits = this.classifier.forward(pooled);
+    pooled.drop();
     return { logits, logitsAux };
   }
 }
