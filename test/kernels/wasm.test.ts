@@ -250,6 +250,42 @@ describe('wasm batch norm matches the reference', () => {
   }
 });
 
+describe('wasm batch norm keeps float32 accuracy when |mean| >> std', () => {
+  // x = offset + 0.01 N(0, 1): a float32-rounded mean, or a mean summed in float32, is off
+  // by ~ulp(offset), which (x - mean) * invStd magnifies by |mean| / std (1e4 at offset 100:
+  // errors of ~1e-3 in y ~ N(0, 1)). The corrected two-pass statistics and the split mean
+  // keep y within a few float32 ulps of the float64 reference.
+  const shapes: BatchNormGeometry[] = [
+    { batch: 8, channels: 3, spatial: 1024 + 5 },
+    { batch: 8, channels: 4, spatial: 4 },
+    { batch: 64, channels: 2, spatial: 1 },
+  ];
+  for (const [i, g] of shapes.entries()) {
+    for (const offset of [1, 100, -3000]) {
+      it(`N${g.batch} C${g.channels} S${g.spatial} x = ${offset} + 0.01 N(0, 1)`, () => {
+        const rng = new Random(250 + 7 * i + offset);
+        const numel = g.batch * g.channels * g.spatial;
+        const x = randn(rng, numel, 0.01, offset);
+        const gamma = randn(rng, g.channels, 0.5, 1);
+        const beta = randn(rng, g.channels);
+        const y = garbage(wasm, numel);
+        const mean = garbage(wasm, g.channels);
+        const inv = garbage(wasm, g.channels);
+        wasm.batchNormTrain(on(wasm, x), on(wasm, gamma), on(wasm, beta), 1e-5, y, mean, inv, g);
+        const yRef = new Float32Array(numel);
+        const meanRef = new Float32Array(g.channels);
+        const invRef = new Float32Array(g.channels);
+        ref.batchNormTrain(x, gamma, beta, 1e-5, yRef, meanRef, invRef, g);
+        assertNear(mean, meanRef, 1e-7, 'mean');
+        assertNear(inv, invRef, 1e-6, 'invStd');
+        let worst = 0;
+        for (let k = 0; k < numel; k++) worst = Math.max(worst, Math.abs(y[k] - yRef[k]));
+        assert.ok(worst <= 1e-6, `max |y - yRef| = ${worst.toExponential(2)} > 1e-6`);
+      });
+    }
+  }
+});
+
 // ------------------------------------------------------------------ elementwise
 
 describe('wasm elementwise kernels match the reference', () => {

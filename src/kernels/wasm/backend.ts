@@ -498,14 +498,17 @@ export class WasmBackend implements KernelBackend {
     const go = this.offOrNull(gamma, g.channels, 'batchNormTrain gamma');
     const bo = this.offOrNull(beta, g.channels, 'batchNormTrain beta');
     if (planes === 0) return;
-    const partials = this.scratchBlock(planes * 8);
+    // Scratch: [two float64 partials per plane][float64 (mean, invStd) per channel, unrounded].
+    const partialBytes = roundUp(planes * 16, ALIGN);
+    const partials = this.scratchBlock(partialBytes + g.channels * 16);
+    const stats64 = partials + partialBytes;
     const { parts, perPart } = this.partsFor(planes);
     const S = g.spatial;
     this.run('bnPlaneSums', parts, numel / 10, [xo, S, planes, partials, perPart]);
     this.run('bnMean', 1, 0, [partials, g.batch, g.channels, S, mo]);
-    this.run('bnPlaneSqDev', parts, numel / 10, [xo, mo, g.channels, S, planes, partials, perPart]);
-    this.run('bnInvStd', 1, 0, [partials, g.batch, g.channels, S, eps, io]);
-    this.run('bnPlaneAffine', parts, numel / 8, [xo, mo, io, go, bo, yo, g.channels, S, planes, perPart]);
+    this.run('bnPlaneSqDev', parts, numel / 8, [xo, mo, g.channels, S, planes, partials, perPart]);
+    this.run('bnInvStd', 1, 0, [partials, g.batch, g.channels, S, eps, mo, io, stats64]);
+    this.run('bnPlaneAffine', parts, numel / 8, [xo, mo, io, stats64, go, bo, yo, g.channels, S, planes, perPart]);
   }
 
   batchNormApply(
@@ -517,7 +520,7 @@ export class WasmBackend implements KernelBackend {
     const go = this.offOrNull(gamma, g.channels, 'batchNormApply gamma');
     const bo = this.offOrNull(beta, g.channels, 'batchNormApply beta');
     const { parts, perPart } = this.partsFor(planes);
-    this.run('bnPlaneAffine', parts, numel / 8, [xo, mo, io, go, bo, yo, g.channels, g.spatial, planes, perPart]);
+    this.run('bnPlaneAffine', parts, numel / 8, [xo, mo, io, 0, go, bo, yo, g.channels, g.spatial, planes, perPart]);
   }
 
   batchNormTrainBackward(

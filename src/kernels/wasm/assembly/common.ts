@@ -130,23 +130,3 @@ export function addF32(dst: usize, src: usize, n: i32): void {
     store<f32>(q, load<f32>(q) + load<f32>(at(src, i)));
   }
 }
-
-/** Sum of p[0..n) in float64: float32 vector partials are flushed to float64 every 1024 elements. */
-export function sumF64(p: usize, n: i32): f64 {
-  let total: f64 = 0;
-  const n4 = n & ~3;
-  let i = 0;
-  while (i < n4) {
-    const end = imin(n4, i + 1024);
-    let a0 = f32x4.splat(0);
-    let a1 = f32x4.splat(0);
-    for (; i + 8 <= end; i += 8) {
-      a0 = f32x4.add(a0, v128.load(at(p, i)));
-      a1 = f32x4.add(a1, v128.load(at(p, i), 16));
-    }
-    for (; i < end; i += 4) a0 = f32x4.add(a0, v128.load(at(p, i)));
-    total += hsum64(f32x4.add(a0, a1));
-  }
-  for (; i < n; i++) total += <f64>load<f32>(at(p, i));
-  return total;
-}
