@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import '../../src/kernels/ref/backend.js';
-// TEMP-WASM
+import '../../src/kernels/wasm/backend.js';
 import { setBackend } from '../../src/kernels/registry.js';
 import { backward, noGrad } from '../../src/tensor/autograd.js';
 import * as ops from '../../src/tensor/ops.js';
@@ -89,7 +89,7 @@ function gradCheck(name: string, inputs: Input[], fn: (xs: Tensor[]) => Tensor, 
   });
 }
 
-for (const backend of ['ref']) {
+for (const backend of ['ref', 'wasm']) {
   describe(`gradient checks (${backend} backend)`, () => {
     test('setup', () => {
       setBackend(backend, { threads: 2 });
