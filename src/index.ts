@@ -33,6 +33,11 @@ export * from './darts/search-network.js';
 export * from './darts/architect.js';
 export * from './darts/genotype.js';
 
+// eval (the networks that retrain a genotype, drop path, parameter and mult-add counts)
+export * from './eval/network.js';
+export * from './eval/drop-path.js';
+export * from './eval/complexity.js';
+
 // data
 export * from './data/index.js';
 
@@ -45,4 +50,11 @@ export * from './run/checkpoint.js';
 export * from './run/signals.js';
 export * from './run/progress.js';
 export * from './run/metrics.js';
+export * from './run/settings.js';
+export * from './run/data.js';
+export * from './run/epoch-run.js';
 export * from './run/search.js';
+export * from './run/train.js';
+
+// visualisation (cell drawings, run reports; Node only: Graphviz and resvg as WebAssembly / native)
+export * from './viz/index.js';

@@ -1,12 +1,18 @@
 #!/usr/bin/env node
 /**
- * The `pcdarts` command: one subcommand per file of this folder. Exit statuses: 0 success,
- * 1 unexpected failure, 2 bad input (unknown flag, bad value, unusable data or directory),
- * 130 / 143 stopped by SIGINT / SIGTERM after writing a checkpoint.
+ * The `pcdarts` command: one subcommand per file of this folder (search, train, test, info,
+ * visualize, report). Exit statuses: 0 success, 1 unexpected failure, 2 bad input (unknown
+ * flag, bad value, unusable data, genotype, checkpoint or directory), 130 / 143 stopped by
+ * SIGINT / SIGTERM after writing a checkpoint.
  */
 import { Command, CommanderError } from 'commander';
 
+import { infoCommand } from './info.js';
+import { registerReportCommand } from './report.js';
 import { searchCommand } from './search.js';
+import { testCommand } from './test.js';
+import { trainCommand } from './train.js';
+import { registerVisualizeCommand } from './visualize.js';
 
 /** Errors as one line on stderr, and exceptions instead of process.exit (statuses are decided below). */
 function configure(command: Command): Command {
@@ -26,6 +32,11 @@ export function program(): Command {
     .description('PC-DARTS: partially-connected differentiable architecture search, in TypeScript')
     .enablePositionalOptions();
   root.addCommand(configure(searchCommand()));
+  root.addCommand(configure(trainCommand()));
+  root.addCommand(configure(testCommand()));
+  root.addCommand(configure(infoCommand()));
+  configure(registerVisualizeCommand(root));
+  configure(registerReportCommand(root));
   return root;
 }
 
@@ -36,6 +47,8 @@ async function main(argv: string[]): Promise<number> {
   } catch (error) {
     if (error instanceof CommanderError) {
       if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return 0;
+      // Errors a command raised itself (visualize, report) carry their status; commander's own are bad input.
+      if (error.code.startsWith('pcdarts.')) return error.exitCode;
       return 2;
     }
     process.stderr.write(`pcdarts: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);

@@ -11,12 +11,12 @@ import {
   SIGNAL_EXIT_CODES,
 } from '../index.js';
 
-function parseInteger(value: string): number {
+export function parseInteger(value: string): number {
   if (!/^\s*[+-]?\d+\s*$/.test(value)) throw new InvalidArgumentError('expected an integer.');
   return Number(value);
 }
 
-function parseNumber(value: string): number {
+export function parseNumber(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('expected a number.');
   return n;
@@ -25,7 +25,8 @@ function parseNumber(value: string): number {
 /** Keys of SearchConfig that are flags (commander's attribute names equal the config keys). */
 const CONFIG_KEYS = Object.keys(DEFAULT_SEARCH_CONFIG) as (keyof SearchConfig)[];
 
-function timestamp(date = new Date()): string {
+/** "20250131-142501": the default run directory's suffix. */
+export function timestamp(date = new Date()): string {
   const p = (n: number): string => String(n).padStart(2, '0');
   return `${date.getFullYear()}${p(date.getMonth() + 1)}${p(date.getDate())}-${p(date.getHours())}${p(date.getMinutes())}${p(date.getSeconds())}`;
 }
@@ -126,6 +127,13 @@ async function runSearchCommand(command: Command): Promise<number> {
     }
     process.stdout.write(`search finished: ${dir}/genotype.json\n`);
     if (outcome.genotype) process.stdout.write(genotypeToJSON(outcome.genotype));
+    try {
+      const { writeRunReport } = await import('../viz/index.js');
+      const report = await writeRunReport(dir);
+      process.stdout.write(`report: ${report.path}\n`);
+    } catch (error) {
+      err(`warning: the HTML report was not written: ${oneLine(error)}`);
+    }
     return 0;
   } finally {
     progress.stop();

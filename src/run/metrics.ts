@@ -16,6 +16,28 @@ export function countCorrect(logits: Tensor, labels: ArrayLike<number>): number 
 }
 
 /**
+ * Rows of `logits` [N, classes] whose label is among the k largest values. Ties rank by
+ * class index (the first of equal values ranks higher), so k = 1 agrees with countCorrect.
+ */
+export function countTopK(logits: Tensor, labels: ArrayLike<number>, k: number): number {
+  const [rows, classes] = logits.shape;
+  if (rows !== labels.length) throw new Error(`countTopK: ${rows} rows of logits but ${labels.length} labels`);
+  const values = logits.data;
+  let correct = 0;
+  for (let r = 0; r < rows; r++) {
+    const label = labels[r];
+    const target = values[r * classes + label];
+    let rank = 0;
+    for (let c = 0; c < classes && rank < k; c++) {
+      const v = values[r * classes + c];
+      if (v > target || (v === target && c < label)) rank++;
+    }
+    if (rank < k) correct++;
+  }
+  return correct;
+}
+
+/**
  * The shortest decimal that reads back as the same float32 (a float32 printed as a float64
  * would show 17 digits of noise), for JSON logs of float32 values.
  */

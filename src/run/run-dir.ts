@@ -1,5 +1,5 @@
 /**
- * A run directory: what one `pcdarts search` (or, later, `pcdarts train`) run leaves on disk.
+ * A run directory: what one `pcdarts search` or `pcdarts train` run leaves on disk.
  *
  *   DIR/config.json      the run's settings (written once, atomically; its presence makes DIR a run)
  *   DIR/log.jsonl        one JSON record per line (steps, epochs, resumes)

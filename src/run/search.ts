@@ -1,7 +1,8 @@
 /**
- * The PC-DARTS search as a resumable run (spec section 6): settings, the loop, its logs and
- * checkpoints. Printing is left to the caller's event callbacks (see progress.ts); files go
- * to the run directory (run-dir.ts, checkpoint.ts).
+ * The PC-DARTS search as a resumable run (spec section 6): settings, the step, the epoch's
+ * evaluation and logs. The loop, checkpoints, stop and resume are the run machinery shared
+ * with the retraining (epoch-run.ts). Printing is left to the caller's event callbacks (see
+ * progress.ts); files go to the run directory (run-dir.ts, checkpoint.ts).
  *
  * A step is exactly the fixture-verified reference (test/fixtures/handlers/search.ts): an
  * architecture step (from the warm-up epoch on) with FirstOrderArchitect on the next batch of
@@ -20,26 +21,32 @@ import { FirstOrderArchitect, withFrozen } from '../darts/architect.js';
 import { type Genotype, genotypeToJSON, nodeSoftmax, softmaxRows } from '../darts/genotype.js';
 import { betaSegments, SearchNetwork, type SearchNetworkConfig, validateSearchConfig } from '../darts/search-network.js';
 import {
-  type Augmentation, BatchSampler, type BatchSamplerState, DATASET_NAMES, type Dataset, type DatasetName, fillBatch,
-  fillLabels, loadDataset, NO_AUGMENTATION, splitTrainValid,
+  type Augmentation, BatchSampler, type BatchSamplerState, DATASET_NAMES, type Dataset, type DatasetName, NO_AUGMENTATION,
+  splitTrainValid,
 } from '../data/index.js';
 import { kernels } from '../kernels/registry.js';
 import { clipGradNorm, SGD } from '../nn/optim.js';
-import type { SafetensorsTensor } from '../nn/safetensors.js';
+import type { SafetensorsInput, SafetensorsTensor } from '../nn/safetensors.js';
 import { cosineAnnealingLr } from '../nn/schedule.js';
 import { backward, noGrad } from '../tensor/autograd.js';
 import * as ops from '../tensor/ops.js';
-import { defaultRandom, manualSeed, Random, type RandomState } from '../tensor/random.js';
-import { empty, tidy } from '../tensor/tensor.js';
+import { manualSeed, Random } from '../tensor/random.js';
+import { type Tensor, tidy } from '../tensor/tensor.js';
 import {
   loadModuleTensors, loadNamedTensors, moduleTensors, namedTensors, optimizerStateFrom, optimizerTensors, readCheckpoint,
-  writeCheckpoint,
 } from './checkpoint.js';
 import { useBackend } from './backend.js';
+import { datasetBatch, loadRunDataset } from './data.js';
+import {
+  EpochRun, type LoopOutcome, type ResumeRecord, type RunCheckpointState, type RunEvents, type RunOptions, type RunProgress,
+} from './epoch-run.js';
 import { asInputErrors, RunInputError } from './errors.js';
 import { countCorrect, float32ArrayForJson, float32ForJson, roundForLog } from './metrics.js';
 import { checkNewRunDirectory, LOG_FILE, readRunConfig, type RunConfigFile, RunDirectory } from './run-dir.js';
-import { type StopRequest, type StopSignal, yieldToEventLoop } from './signals.js';
+import {
+  checkResumeSettings, checkRunRuntime, checkSettings, DEFAULT_RUN_RUNTIME, definedEntries, flagName, integerAtLeast, isBoolean,
+  numberAtLeast, numberInRange, openUnitInterval, optionalIntegerAtLeast, type RunRuntime, type SettingCheck,
+} from './settings.js';
 
 /**
  * Settings that determine a search's results. Keys are the camelCase forms of the CLI flags
@@ -82,14 +89,9 @@ export const DEFAULT_SEARCH_CONFIG: Readonly<SearchConfig> = Object.freeze({
 });
 
 /** Settings that do not change results; a resumed run may use others. */
-export interface SearchRuntime {
-  /** Kernel threads; null: the backend's default (every core, or PCDARTS_THREADS). */
-  threads: number | null;
-  /** Write a checkpoint every N steps (and at every epoch end). */
-  checkpointEvery: number;
-}
+export type SearchRuntime = RunRuntime;
 
-export const DEFAULT_SEARCH_RUNTIME: Readonly<SearchRuntime> = Object.freeze({ threads: null, checkpointEvery: 50 });
+export const DEFAULT_SEARCH_RUNTIME: Readonly<SearchRuntime> = DEFAULT_RUN_RUNTIME;
 
 /** Adam betas of the architecture optimiser (spec section 6; not a flag in the authors' code either). */
 export const ARCH_BETAS: readonly [number, number] = [0.5, 0.999];
@@ -101,26 +103,13 @@ export const GENOTYPE_FILE = 'genotype.json';
 export const GENOTYPES_LOG_FILE = 'genotypes.jsonl';
 const SEARCH_LOGS = [LOG_FILE, GENOTYPES_LOG_FILE] as const;
 
-/** `batchSize` -> `--batch-size`. */
-export function flagName(key: string): string {
-  return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-}
-
-type Check = (value: unknown) => string | null;
-const integerAtLeast = (min: number): Check => (v) =>
-  typeof v === 'number' && Number.isInteger(v) && v >= min ? null : `expected an integer >= ${min}`;
-const numberAtLeast = (min: number, exclusive = false): Check => (v) =>
-  typeof v === 'number' && Number.isFinite(v) && (exclusive ? v > min : v >= min) ? null : `expected a number ${exclusive ? '>' : '>='} ${min}`;
-const momentumRange: Check = (v) => typeof v === 'number' && v >= 0 && v < 1 ? null : 'expected a number in [0, 1)';
-const portionRange: Check = (v) => typeof v === 'number' && v > 0 && v < 1 ? null : 'expected a number in (0, 1)';
-
-const CONFIG_CHECKS: Record<keyof SearchConfig, Check> = {
+const CONFIG_CHECKS: Record<keyof SearchConfig, SettingCheck> = {
   dataset: (v) => (DATASET_NAMES as readonly unknown[]).includes(v) ? null : `expected one of ${DATASET_NAMES.join(', ')}`,
   data: (v) => v === null || (typeof v === 'string' && v !== '') ? null : 'expected a directory',
   batchSize: integerAtLeast(1),
   lr: numberAtLeast(0, true),
   lrMin: numberAtLeast(0),
-  momentum: momentumRange,
+  momentum: numberInRange(0, 1),
   weightDecay: numberAtLeast(0),
   archLr: numberAtLeast(0, true),
   archWeightDecay: numberAtLeast(0),
@@ -130,30 +119,20 @@ const CONFIG_CHECKS: Record<keyof SearchConfig, Check> = {
   layers: integerAtLeast(1),
   nodes: integerAtLeast(1),
   k: integerAtLeast(1),
-  edgeNorm: (v) => typeof v === 'boolean' ? null : 'expected true or false',
-  trainPortion: portionRange,
+  edgeNorm: isBoolean,
+  trainPortion: openUnitInterval,
   gradClip: numberAtLeast(0, true),
   seed: integerAtLeast(0),
-  limitTrain: (v) => v === null ? null : integerAtLeast(2)(v),
+  limitTrain: optionalIntegerAtLeast(2),
 };
 
 /** Checks every setting's type and range; the error names the flag. */
 export function checkSearchConfig(config: SearchConfig): void {
-  for (const key of Object.keys(CONFIG_CHECKS) as (keyof SearchConfig)[]) {
-    const problem = CONFIG_CHECKS[key](config[key]);
-    if (problem !== null) throw new RunInputError(`${flagName(key)}: ${problem}, got ${JSON.stringify(config[key])}`);
-  }
+  checkSettings(config, CONFIG_CHECKS);
   if (config.lrMin > config.lr) throw new RunInputError(`--lr-min ${config.lrMin} is above --lr ${config.lr}`);
 }
 
-export function checkSearchRuntime(runtime: SearchRuntime): void {
-  if (runtime.threads !== null && !(Number.isInteger(runtime.threads) && runtime.threads >= 1)) {
-    throw new RunInputError(`--threads: expected an integer >= 1, got ${runtime.threads}`);
-  }
-  if (!(Number.isInteger(runtime.checkpointEvery) && runtime.checkpointEvery >= 1)) {
-    throw new RunInputError(`--checkpoint-every: expected an integer >= 1, got ${runtime.checkpointEvery}`);
-  }
-}
+export const checkSearchRuntime: (runtime: SearchRuntime) => void = checkRunRuntime;
 
 /** The search network's configuration for a dataset with `inChannels` channels and `classes` classes. */
 export function searchNetworkConfig(config: SearchConfig, inChannels: number, classes: number): SearchNetworkConfig {
@@ -163,19 +142,9 @@ export function searchNetworkConfig(config: SearchConfig, inChannels: number, cl
   };
 }
 
-/** The first `count` images of a dataset (views, no copy). */
-export function firstImages(dataset: Dataset, count: number): Dataset {
-  if (count > dataset.count) {
-    throw new RunInputError(`--limit-train ${count}: ${dataset.name} has only ${dataset.count} training images`);
-  }
-  const imageSize = dataset.channels * dataset.height * dataset.width;
-  return { ...dataset, images: dataset.images.subarray(0, count * imageSize), labels: dataset.labels.subarray(0, count), count };
-}
-
 /** The training set a search uses: loaded (errors become RunInputErrors), limited. */
 export function loadSearchDataset(config: SearchConfig): Dataset {
-  const dataset = asInputErrors(() => loadDataset({ dataset: config.dataset, dataDir: config.data ?? undefined, split: 'train' }));
-  return config.limitTrain === null ? dataset : firstImages(dataset, config.limitTrain);
+  return loadRunDataset({ dataset: config.dataset, data: config.data, split: 'train', limit: config.limitTrain });
 }
 
 /** Checks that the network can be built for the dataset: K divides C, even sizes before reductions, ... */
@@ -233,68 +202,26 @@ export interface SearchEpochRecord {
   peak_tensor_mb: number;
 }
 
-export interface SearchResumeRecord {
-  type: 'resume';
-  epoch: number;
-  step: number;
-  time: string;
-}
+export type SearchResumeRecord = ResumeRecord;
 
 // ------------------------------------------------------------------------------------------
 // The run
 
-interface EpochTotals {
-  loss_sum: number;
-  correct: number;
-  images: number;
-  seconds: number;
-}
-
 /** The JSON half of a search checkpoint (the tensors are in its safetensors file). */
-export interface SearchCheckpointState {
+export interface SearchCheckpointState extends RunCheckpointState {
   kind: 'search';
-  /** Epoch in progress (epochs when the run is finished). */
-  epoch: number;
-  /** Steps of that epoch already done. */
-  step: number;
-  global_step: number;
-  /** Data order and augmentation generator. */
-  random: RandomState;
-  /** The process-wide generator (parameter initialisation). */
-  default_random: RandomState;
   samplers: { train: BatchSamplerState; valid: BatchSamplerState };
-  epoch_totals: EpochTotals;
-  /** Byte lengths of the append-only logs when the checkpoint was written. */
-  logs: Record<string, number>;
   /** The last epoch's genotype (null before the first epoch ended). */
   genotype: Genotype | null;
 }
 
-export interface SearchProgress {
-  /** Steps done over the whole run. */
-  readonly done: number;
-  readonly total: number;
-  readonly epoch: number;
-  readonly epochs: number;
-}
+export type SearchProgress = RunProgress;
 
-export interface SearchEvents {
-  onStart?(info: { total: number; done: number; stepsPerEpoch: number; resumed: boolean }): void;
-  onStep?(record: SearchStepRecord, progress: SearchProgress): void;
-  onEpoch?(record: SearchEpochRecord, progress: SearchProgress): void;
-  onCheckpoint?(info: { epoch: number; step: number; serial: number }): void;
-}
+export type SearchEvents = RunEvents<SearchStepRecord, SearchEpochRecord>;
 
-export interface SearchOutcome {
-  readonly status: 'finished' | 'stopped';
-  /** The signal that stopped it, when stopped. */
-  readonly signal: StopSignal | null;
-  /** Position where a resume continues (epoch === epochs when finished). */
-  readonly epoch: number;
-  readonly step: number;
+export interface SearchOutcome extends LoopOutcome {
   /** Genotype after the last finished epoch (null if none finished). */
   readonly genotype: Genotype | null;
-  readonly dir: string;
 }
 
 export interface CreateSearchOptions {
@@ -316,57 +243,37 @@ export interface ResumeSearchOptions {
   dataset?: Dataset;
 }
 
-function definedEntries<T extends object>(partial: Partial<T> | undefined): Partial<T> {
-  const out: Partial<T> = {};
-  if (partial) for (const [k, v] of Object.entries(partial)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
-  return out;
-}
-
-function describeSetting(key: keyof SearchConfig, value: unknown): string {
+function describeSearchSetting(key: keyof SearchConfig, value: unknown): string {
   if (key === 'edgeNorm') return value ? 'edge normalisation on' : '--no-edge-norm';
   if (value === null) return `no ${flagName(key)}`;
   return `${flagName(key)} ${String(value)}`;
 }
 
 /** Error when a setting given with --resume differs from the run's. */
-export function checkResumeSettings(stored: SearchConfig, given: Partial<SearchConfig>): void {
-  for (const [key, value] of Object.entries(definedEntries(given)) as [keyof SearchConfig, unknown][]) {
-    const storedValue = stored[key];
-    const same = key === 'data' && typeof value === 'string' && typeof storedValue === 'string'
-      ? resolve(value) === resolve(storedValue)
-      : value === storedValue;
-    if (!same) {
-      throw new RunInputError(`${describeSetting(key, value)} conflicts with the run, which has ${describeSetting(key, storedValue)}: flags given with --resume must match the run's config.json or be left out`);
-    }
-  }
+export function checkSearchResumeSettings(stored: SearchConfig, given: Partial<SearchConfig>): void {
+  checkResumeSettings(stored, given, describeSearchSetting);
 }
 
 /** A search run with its model, optimisers, data and run directory; `run()` drives it. */
-export class SearchRun {
+export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, SearchCheckpointState> {
   readonly model: SearchNetwork;
   readonly architect: FirstOrderArchitect;
   readonly sgd: SGD;
   readonly stepsPerEpoch: number;
-  private readonly random: Random;
+  protected readonly random: Random;
   private readonly trainSampler: BatchSampler;
   private readonly validSampler: BatchSampler;
   private readonly validIndices: Int32Array;
   private readonly augmentation: Augmentation;
-  private epoch = 0;
-  private step = 0;
-  private globalStep = 0;
-  private totals: EpochTotals = { loss_sum: 0, correct: 0, images: 0, seconds: 0 };
   private genotype: Genotype | null = null;
-  /** global step and epoch of the last checkpoint written or loaded. */
-  private lastCheckpoint: { epoch: number; step: number } | null = null;
-  private disposed = false;
 
   private constructor(
-    readonly runDir: RunDirectory,
+    runDir: RunDirectory,
     readonly config: SearchConfig,
     readonly runtime: SearchRuntime,
     readonly dataset: Dataset,
   ) {
+    super(runDir, 'search', SEARCH_LOGS);
     // Spec section 4 / the authors' order: seed, then build (weights, then alphas and betas).
     manualSeed(config.seed);
     this.model = new SearchNetwork(searchNetworkConfig(config, dataset.channels, dataset.classes));
@@ -415,7 +322,7 @@ export class SearchRun {
     const stored = readRunConfig(options.dir, 'search');
     const config: SearchConfig = { ...DEFAULT_SEARCH_CONFIG, ...(stored.config as Partial<SearchConfig>) };
     asInputErrors(() => checkSearchConfig(config), `${options.dir}/config.json`);
-    checkResumeSettings(config, options.given ?? {});
+    checkSearchResumeSettings(config, options.given ?? {});
     const runtime: SearchRuntime = {
       ...DEFAULT_SEARCH_RUNTIME, ...(stored.runtime as Partial<SearchRuntime>), ...definedEntries(options.runtime),
     };
@@ -426,97 +333,56 @@ export class SearchRun {
     useBackend(runtime.threads);
     const checkpoint = readCheckpoint<SearchCheckpointState>(options.dir);
     const run = new SearchRun(RunDirectory.open(options.dir, 'search'), config, runtime, dataset);
-    try {
-      if (checkpoint !== null) asInputErrors(() => run.restore(checkpoint.state, checkpoint.tensors), `${options.dir}: checkpoint`);
-    } catch (error) {
-      run.dispose();
-      throw error;
-    }
-    if (run.finished) return run; // nothing to continue: leave the directory as it is
-    // Checked and loaded: now the directory may change.
-    run.runDir.cleanTemporaryFiles();
-    run.runDir.truncateLogs(checkpoint?.state.logs ?? Object.fromEntries(SEARCH_LOGS.map((name) => [name, 0])));
-    const record: SearchResumeRecord = { type: 'resume', epoch: run.epoch, step: run.step, time: new Date().toISOString() };
-    run.runDir.append(record);
+    run.continueFrom(checkpoint);
     return run;
   }
 
-  get directory(): string {
-    return this.runDir.path;
+  protected totalEpochs(): number {
+    return this.config.epochs;
   }
 
-  get position(): { epoch: number; step: number; globalStep: number } {
-    return { epoch: this.epoch, step: this.step, globalStep: this.globalStep };
+  protected checkpointInterval(): number {
+    return this.runtime.checkpointEvery;
   }
 
-  get finished(): boolean {
-    return this.epoch >= this.config.epochs;
+  protected samplers(): Record<string, BatchSampler> {
+    return { train: this.trainSampler, valid: this.validSampler };
   }
 
-  private restore(state: SearchCheckpointState, tensors: Map<string, SafetensorsTensor>): void {
-    if (state.kind !== 'search') throw new Error(`not a search checkpoint (kind '${String(state.kind)}')`);
-    const { epochs } = this.config;
-    if (!(Number.isInteger(state.epoch) && state.epoch >= 0 && state.epoch <= epochs
-      && Number.isInteger(state.step) && state.step >= 0 && state.step <= this.stepsPerEpoch)) {
-      throw new Error(`position epoch ${state.epoch} step ${state.step} does not fit ${epochs} epochs of ${this.stepsPerEpoch} steps`);
-    }
+  protected restoreExtras(state: SearchCheckpointState, tensors: Map<string, SafetensorsTensor>): void {
     loadModuleTensors('model.', this.model, tensors);
     loadNamedTensors('arch.', this.model.namedArchParameters(), tensors);
     this.sgd.loadStateDict(optimizerStateFrom('sgd.', tensors));
     this.architect.optimizer.loadStateDict(optimizerStateFrom('adam.', tensors));
-    this.random.setState(state.random);
-    defaultRandom().setState(state.default_random);
-    this.trainSampler.setState(state.samplers.train);
-    this.validSampler.setState(state.samplers.valid);
-    this.epoch = state.epoch;
-    this.step = state.step;
-    this.globalStep = state.global_step;
-    this.totals = { ...state.epoch_totals };
     this.genotype = state.genotype;
-    this.lastCheckpoint = { epoch: state.epoch, step: state.step };
   }
 
-  /** Writes a checkpoint of the current position (after syncing the logs it records). */
-  checkpoint(events?: SearchEvents, epochSecondsSoFar = this.totals.seconds): number {
-    const state: SearchCheckpointState = {
-      kind: 'search', epoch: this.epoch, step: this.step, global_step: this.globalStep,
-      random: this.random.getState(), default_random: defaultRandom().getState(),
-      samplers: { train: this.trainSampler.getState(), valid: this.validSampler.getState() },
-      epoch_totals: { ...this.totals, seconds: epochSecondsSoFar },
-      logs: this.runDir.syncLogs(SEARCH_LOGS),
-      genotype: this.genotype,
-    };
-    const serial = writeCheckpoint(this.runDir.path, {
-      tensors: [
-        ...moduleTensors('model.', this.model),
-        ...namedTensors('arch.', this.model.namedArchParameters()),
-        ...optimizerTensors('sgd.', this.sgd.stateDict()),
-        ...optimizerTensors('adam.', this.architect.optimizer.stateDict()),
-      ],
-      state,
-    });
-    this.lastCheckpoint = { epoch: this.epoch, step: this.step };
-    events?.onCheckpoint?.({ epoch: this.epoch, step: this.step, serial });
-    return serial;
+  protected checkpointExtras(): Pick<SearchCheckpointState, 'genotype'> {
+    return { genotype: this.genotype };
   }
 
-  private progress(): SearchProgress {
-    return { done: this.globalStep, total: this.config.epochs * this.stepsPerEpoch, epoch: this.epoch, epochs: this.config.epochs };
+  protected checkpointTensors(): [string, SafetensorsInput][] {
+    return [
+      ...moduleTensors('model.', this.model),
+      ...namedTensors('arch.', this.model.namedArchParameters()),
+      ...optimizerTensors('sgd.', this.sgd.stateDict()),
+      ...optimizerTensors('adam.', this.architect.optimizer.stateDict()),
+    ];
   }
 
   /** A batch of the given dataset indices as a fresh tensor (call inside tidy) and its labels. */
-  private batch(indices: Int32Array, augment: Augmentation): { x: ReturnType<typeof empty>; labels: Int32Array } {
-    const { channels } = this.dataset;
-    const size = augment.crop?.size ?? this.dataset.height;
-    const x = empty([indices.length, channels, size, size]);
-    fillBatch(this.dataset, indices, x.data.subarray(0, x.numel), augment, this.random);
-    const labels = new Int32Array(indices.length);
-    fillLabels(this.dataset, indices, labels);
-    return { x, labels };
+  private batch(indices: Int32Array, augment: Augmentation): { x: Tensor; labels: Int32Array } {
+    return datasetBatch(this.dataset, indices, augment, this.random);
+  }
+
+  protected beginEpoch(): number {
+    const lr = cosineAnnealingLr(this.epoch, { lr: this.config.lr, lrMin: this.config.lrMin, epochs: this.config.epochs });
+    this.sgd.lr = lr;
+    return lr;
   }
 
   /** One search step (spec section 6); returns its log record. */
-  private searchStep(lr: number): SearchStepRecord {
+  protected trainStep(lr: number): SearchStepRecord {
     const started = performance.now();
     const archStep = this.epoch >= this.config.warmupEpochs;
     const weights = this.model.weightParameters();
@@ -595,7 +461,7 @@ export class SearchRun {
     };
   }
 
-  private endEpoch(lr: number, seconds: () => number): SearchEpochRecord {
+  protected endEpoch(lr: number, seconds: () => number): SearchEpochRecord {
     const valid = this.evaluateValid();
     const genotype = this.model.genotype();
     this.genotype = genotype;
@@ -622,47 +488,12 @@ export class SearchRun {
    * Runs to the end, or until `stop` is requested: then the current step finishes, a
    * checkpoint is written and the outcome says where a resume continues.
    */
-  async run(options: { events?: SearchEvents; stop?: StopRequest } = {}): Promise<SearchOutcome> {
-    const { events, stop } = options;
-    const { epochs, checkpointEvery } = { ...this.config, ...this.runtime };
-    events?.onStart?.({ total: epochs * this.stepsPerEpoch, done: this.globalStep, stepsPerEpoch: this.stepsPerEpoch, resumed: this.lastCheckpoint !== null });
-    let segmentStart = performance.now();
-    const epochSeconds = (): number => this.totals.seconds + (performance.now() - segmentStart) / 1000;
-    const stopped = (signal: StopSignal): SearchOutcome => {
-      if (this.lastCheckpoint?.epoch !== this.epoch || this.lastCheckpoint.step !== this.step) this.checkpoint(events, epochSeconds());
-      return { status: 'stopped', signal, epoch: this.epoch, step: this.step, genotype: this.genotype, dir: this.directory };
-    };
-    while (this.epoch < epochs) {
-      const lr = cosineAnnealingLr(this.epoch, { lr: this.config.lr, lrMin: this.config.lrMin, epochs });
-      this.sgd.lr = lr;
-      while (this.step < this.stepsPerEpoch) {
-        if (stop?.signal) return stopped(stop.signal);
-        const record = this.searchStep(lr);
-        this.runDir.append(record);
-        this.step += 1;
-        this.globalStep += 1;
-        events?.onStep?.(record, this.progress());
-        if (this.globalStep % checkpointEvery === 0) this.checkpoint(events, epochSeconds());
-        await yieldToEventLoop();
-      }
-      if (stop?.signal) return stopped(stop.signal);
-      const record = this.endEpoch(lr, epochSeconds);
-      this.epoch += 1;
-      this.step = 0;
-      this.totals = { loss_sum: 0, correct: 0, images: 0, seconds: 0 };
-      this.checkpoint(events, 0);
-      segmentStart = performance.now();
-      events?.onEpoch?.(record, this.progress());
-      await yieldToEventLoop();
-    }
-    return { status: 'finished', signal: null, epoch: this.epoch, step: this.step, genotype: this.genotype, dir: this.directory };
+  async run(options: RunOptions<SearchStepRecord, SearchEpochRecord> = {}): Promise<SearchOutcome> {
+    const outcome = await this.runEpochs(options);
+    return { ...outcome, genotype: this.genotype };
   }
 
-  /** Frees the model's tensors and closes the logs. */
-  dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    this.runDir.close();
+  protected disposeTensors(): void {
     for (const t of [...this.model.parameters(), ...this.model.archParameters()]) t.grad?.dispose();
     for (const e of this.model.stateEntries()) e.tensor.dispose();
     for (const t of this.model.archParameters()) t.dispose();

@@ -1,0 +1,60 @@
+/**
+ * `pcdarts info --genotype G`: parameters (auxiliary head excluded) and multiply-adds of one
+ * forward pass of the network that retrains a genotype (spec section 7's table), as text or,
+ * with --json, as JSON. Exit statuses: 0 done, 2 bad input (a bad genotype or flag).
+ */
+import { Command, Option } from 'commander';
+
+import { INFO_DATASET_NAMES, type InfoDatasetName, type NetworkInfo, networkInfo, oneLine, RunInputError } from '../index.js';
+import { parseInteger } from './search.js';
+import { genotypeArgument } from './train.js';
+
+interface InfoOptions {
+  genotype: string;
+  dataset: InfoDatasetName;
+  initChannels?: number;
+  layers?: number;
+  nodes?: number;
+  json?: boolean;
+}
+
+function thousands(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+/** "PC_DARTS_cifar: CIFAR network C36 L20 (4 nodes), 3x32x32 input, 10 classes" and the counts. */
+export function formatNetworkInfo(genotype: string, info: NetworkInfo): string {
+  const kind = info.network === 'cifar' ? 'CIFAR' : 'ImageNet';
+  return `${genotype}: ${kind} network C${info.init_channels} L${info.layers} (${info.nodes} nodes per cell), `
+    + `${info.in_channels}x${info.input_size}x${info.input_size} input, ${info.classes} classes\n`
+    + `parameters: ${thousands(info.parameters)} (${(info.parameters / 1e6).toFixed(2)} M, auxiliary head excluded)\n`
+    + `mult-adds:  ${thousands(info.mult_adds)} (${(info.mult_adds / 1e6).toFixed(1)} M per image)\n`;
+}
+
+export function infoCommand(): Command {
+  return new Command('info')
+    .description('parameters (auxiliary head excluded) and multiply-adds of the network built from a genotype')
+    .requiredOption('--genotype <spec>', 'published name (PC_DARTS_cifar, ...), genotype file (.json or Python form) or run directory')
+    .addOption(new Option('--dataset <name>', 'network and input: cifar10 (32x32, 3 channels), imagenet (224x224, 1000 classes), fashion-mnist (32x32, 1 channel)').choices([...INFO_DATASET_NAMES]).default('cifar10'))
+    .addOption(new Option('--init-channels <n>', 'initial channels C (default: 36; 48 for imagenet)').argParser(parseInteger))
+    .addOption(new Option('--layers <n>', 'cells (default: 20; 14 for imagenet)').argParser(parseInteger))
+    .addOption(new Option('--nodes <n>', 'intermediate nodes the genotype must have (checked)').argParser(parseInteger))
+    .addOption(new Option('--json', 'print the result as JSON'))
+    .action((options: InfoOptions) => {
+      process.exitCode = runInfoCommand(options);
+    });
+}
+
+function runInfoCommand(options: InfoOptions): number {
+  try {
+    const info = networkInfo({
+      genotype: genotypeArgument(options.genotype), dataset: options.dataset, initChannels: options.initChannels,
+      layers: options.layers, nodes: options.nodes,
+    });
+    process.stdout.write(options.json ? `${JSON.stringify({ genotype: options.genotype, ...info })}\n` : formatNetworkInfo(options.genotype, info));
+    return 0;
+  } catch (error) {
+    process.stderr.write(`pcdarts info: ${oneLine(error)}\n`);
+    return error instanceof RunInputError ? 2 : 1;
+  }
+}

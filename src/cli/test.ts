@@ -1,0 +1,79 @@
+/**
+ * `pcdarts test --run DIR | --checkpoint FILE`: top-1 / top-5 accuracy and loss of a trained
+ * model on the test split (eval mode), as a line of text or, with --json, as JSON. Exit
+ * statuses: 0 done, 2 bad input (no such run or file, a checkpoint of another architecture).
+ */
+import { Command, Option } from 'commander';
+
+import { DATASET_NAMES, type DatasetName, formatTestResult, oneLine, RunInputError, testModel } from '../index.js';
+import { parseInteger } from './search.js';
+import { genotypeArgument } from './train.js';
+
+interface TestOptions {
+  run?: string;
+  checkpoint?: string;
+  last?: boolean;
+  genotype?: string;
+  nodes?: number;
+  initChannels?: number;
+  layers?: number;
+  dataset?: DatasetName;
+  data?: string;
+  limitTest?: number;
+  batchSize?: number;
+  threads?: number;
+  json?: boolean;
+}
+
+export function testCommand(): Command {
+  return new Command('test')
+    .description('accuracy (top-1, top-5) and loss of a trained model on the test split')
+    .addOption(new Option('--run <dir>', 'a train run directory: its best model (with --valid-portion), else its last checkpoint'))
+    .addOption(new Option('--checkpoint <file>', 'a weights file (.safetensors): a run\'s checkpoint or best model, or a plain state dict'))
+    .addOption(new Option('--last', 'with --run: test the last checkpoint even when a best model exists'))
+    .addOption(new Option('--genotype <spec>', 'the architecture (default: the run\'s); needed for a file outside a train run directory'))
+    .addOption(new Option('--nodes <n>', 'intermediate nodes the genotype must have (checked)').argParser(parseInteger))
+    .addOption(new Option('--init-channels <n>', 'initial channels C (default: the run\'s, else 36)').argParser(parseInteger))
+    .addOption(new Option('--layers <n>', 'cells (default: the run\'s, else 20)').argParser(parseInteger))
+    .addOption(new Option('--dataset <name>', 'test data (default: the run\'s, else fashion-mnist-bundled)').choices([...DATASET_NAMES]))
+    .addOption(new Option('--data <dir>', 'dataset directory (default: the run\'s, else the dataset\'s standard location)'))
+    .addOption(new Option('--limit-test <n>', 'evaluate only the first N test images (default: the run\'s, else all)').argParser(parseInteger))
+    .addOption(new Option('--batch-size <n>', 'evaluation batch size (default: the run\'s, else 96)').argParser(parseInteger))
+    .addOption(new Option('--threads <n>', 'kernel threads (default: all cores, or PCDARTS_THREADS)').argParser(parseInteger))
+    .addOption(new Option('--json', 'print the result as JSON'))
+    .action((options: TestOptions) => {
+      process.exitCode = runTestCommand(options);
+    });
+}
+
+function runTestCommand(options: TestOptions): number {
+  const err = (line: string): void => { process.stderr.write(`pcdarts test: ${line}\n`); };
+  try {
+    if (options.run !== undefined && options.checkpoint !== undefined) {
+      throw new RunInputError('--run and --checkpoint exclude each other');
+    }
+    if (options.run === undefined && options.checkpoint === undefined) {
+      throw new RunInputError('give a train run directory (--run DIR) or a weights file (--checkpoint FILE)');
+    }
+    if (options.last && options.run === undefined) throw new RunInputError('--last goes with --run');
+    for (const [flag, value] of [['--init-channels', options.initChannels], ['--layers', options.layers], ['--limit-test', options.limitTest], ['--batch-size', options.batchSize], ['--threads', options.threads]] as const) {
+      if (value !== undefined && value < 1) throw new RunInputError(`${flag}: expected an integer >= 1, got ${value}`);
+    }
+    const result = testModel({
+      run: options.run, checkpoint: options.checkpoint, last: options.last ?? false,
+      genotype: options.genotype === undefined ? undefined : genotypeArgument(options.genotype),
+      nodes: options.nodes, initChannels: options.initChannels, layers: options.layers, dataset: options.dataset,
+      data: options.data, limitTest: options.limitTest, batchSize: options.batchSize, threads: options.threads ?? null,
+    });
+    if (options.json) {
+      const { top1, top5, loss, images, checkpoint, dataset, initChannels, layers } = result;
+      process.stdout.write(`${JSON.stringify({ top1, top5, loss, images, dataset, checkpoint, init_channels: initChannels, layers })}\n`);
+    } else {
+      process.stdout.write(`${formatTestResult(result)} | ${result.dataset} | ${result.checkpoint}\n`);
+    }
+    return 0;
+  } catch (error) {
+    err(oneLine(error));
+    return error instanceof RunInputError ? 2 : 1;
+  }
+}

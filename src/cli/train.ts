@@ -1,0 +1,144 @@
+/**
+ * `pcdarts train`: flags (kebab-case forms of the authors' train.py arguments) -> TrainRun.
+ * All the work is in the library (src/run/train.ts); this file parses, wires progress and
+ * signals, and turns outcomes into exit statuses: 0 done, 2 bad input, 130/143 stopped by
+ * SIGINT/SIGTERM (after a checkpoint).
+ */
+import { Command, Option } from 'commander';
+
+import {
+  createProgress, DATASET_NAMES, DEFAULT_TRAIN_CONFIG, DEFAULT_TRAIN_GENOTYPE, DEFAULT_TRAIN_RUNTIME, formatTestResult,
+  formatTrainEpochLine, formatTrainStepStatus, type Genotype, installStopHandlers, loadGenotype, oneLine, RunInputError,
+  SIGNAL_EXIT_CODES, type TrainConfig, TrainRun, type TrainRuntime,
+} from '../index.js';
+import { parseInteger, parseNumber, timestamp } from './search.js';
+
+/** Keys of TrainConfig that are flags with the same attribute name in commander (all but the genotype). */
+const CONFIG_KEYS = (Object.keys(DEFAULT_TRAIN_CONFIG) as (keyof TrainConfig)[]).filter((key) => key !== 'genotype');
+
+/** The genotype of a --genotype argument; a bad one is a RunInputError. */
+export function genotypeArgument(spec: string): Genotype {
+  try {
+    return loadGenotype(spec);
+  } catch (error) {
+    throw new RunInputError(oneLine(error));
+  }
+}
+
+export function trainCommand(): Command {
+  const d = DEFAULT_TRAIN_CONFIG;
+  return new Command('train')
+    .description('train a genotype from scratch (spec section 7); defaults are the CIFAR-10 recipe (600 epochs), on the bundled Fashion-MNIST subset')
+    .addOption(new Option('--genotype <spec>', 'published name (PC_DARTS_cifar, ...), genotype file (.json or Python form) or search run directory').default(DEFAULT_TRAIN_GENOTYPE))
+    .addOption(new Option('--nodes <n>', 'intermediate nodes the genotype must have (checked; default: the genotype\'s)').argParser(parseInteger))
+    .addOption(new Option('--dataset <name>', 'training and test data').choices([...DATASET_NAMES]).default(d.dataset))
+    .addOption(new Option('--data <dir>', 'dataset directory (default: the dataset\'s standard location; none for the bundled subset)'))
+    .addOption(new Option('--batch-size <n>', 'batch size').argParser(parseInteger).default(d.batchSize))
+    .addOption(new Option('--lr <x>', 'initial learning rate (cosine schedule to 0)').argParser(parseNumber).default(d.lr))
+    .addOption(new Option('--momentum <x>', 'SGD momentum').argParser(parseNumber).default(d.momentum))
+    .addOption(new Option('--weight-decay <x>', 'SGD weight decay').argParser(parseNumber).default(d.weightDecay))
+    .addOption(new Option('--epochs <n>', 'training epochs').argParser(parseInteger).default(d.epochs))
+    .addOption(new Option('--init-channels <n>', 'initial channels C').argParser(parseInteger).default(d.initChannels))
+    .addOption(new Option('--layers <n>', 'cells').argParser(parseInteger).default(d.layers))
+    .addOption(new Option('--auxiliary', 'auxiliary head and loss (default: on)'))
+    .addOption(new Option('--no-auxiliary', 'switch the auxiliary head off'))
+    .addOption(new Option('--auxiliary-weight <x>', 'weight of the auxiliary loss').argParser(parseNumber).default(d.auxiliaryWeight))
+    .addOption(new Option('--cutout', 'cutout augmentation (default: on)'))
+    .addOption(new Option('--no-cutout', 'switch cutout off'))
+    .addOption(new Option('--cutout-length <n>', 'cutout square side').argParser(parseInteger).default(d.cutoutLength))
+    .addOption(new Option('--drop-path-prob <x>', 'final drop-path probability (grows linearly from 0)').argParser(parseNumber).default(d.dropPathProb))
+    .addOption(new Option('--grad-clip <x>', 'clip the gradients\' global norm').argParser(parseNumber).default(d.gradClip))
+    .addOption(new Option('--label-smoothing <x>', 'label smoothing of the training loss').argParser(parseNumber).default(d.labelSmoothing))
+    .addOption(new Option('--seed <n>', 'random seed').argParser(parseInteger).default(d.seed))
+    .addOption(new Option('--valid-portion <x>', 'hold out the last fraction of the training set for validation and keep the best model (0: none; then train on all and test each epoch)').argParser(parseNumber).default(d.validPortion))
+    .addOption(new Option('--limit-train <n>', 'use only the first N training images, for quick runs (default: all)').argParser(parseInteger))
+    .addOption(new Option('--limit-test <n>', 'evaluate only the first N test images, for quick runs (default: all)').argParser(parseInteger))
+    .addOption(new Option('--threads <n>', 'kernel threads; results do not depend on it (default: all cores, or PCDARTS_THREADS)').argParser(parseInteger))
+    .addOption(new Option('--checkpoint-every <n>', 'write a checkpoint every N steps, and at every epoch end').argParser(parseInteger).default(DEFAULT_TRAIN_RUNTIME.checkpointEvery))
+    .addOption(new Option('--out <dir>', 'new run directory (default: runs/train-<date>-<time>)'))
+    .addOption(new Option('--resume <dir>', 'continue the run in DIR from its last checkpoint; other flags must match the run or be left out'))
+    .action(async (_options: Record<string, unknown>, self: Command) => {
+      process.exitCode = await runTrainCommand(self);
+    });
+}
+
+/** Runs the command whose options commander has parsed; returns the exit status. */
+async function runTrainCommand(command: Command): Promise<number> {
+  const options = command.opts<Record<string, unknown>>();
+  const fromCli = (key: string): boolean => command.getOptionValueSource(key) === 'cli';
+  const err = (line: string): void => { process.stderr.write(`pcdarts train: ${line}\n`); };
+  const runtime: Partial<TrainRuntime> = {
+    threads: options.threads as number | undefined,
+    checkpointEvery: fromCli('checkpointEvery') ? options.checkpointEvery as number : undefined,
+  };
+  const nodes = options.nodes as number | undefined;
+  let run: TrainRun;
+  try {
+    const resume = options.resume as string | undefined;
+    if (resume !== undefined) {
+      if (options.out !== undefined) throw new RunInputError('--out and --resume exclude each other: --resume continues the run in its own directory');
+      const given: Partial<TrainConfig> = {};
+      for (const key of CONFIG_KEYS) if (fromCli(key)) (given as Record<string, unknown>)[key] = options[key];
+      if (fromCli('genotype')) given.genotype = genotypeArgument(options.genotype as string);
+      run = TrainRun.resume({ dir: resume, given, nodes, runtime });
+    } else {
+      const config: Partial<TrainConfig> = { genotype: genotypeArgument(options.genotype as string) };
+      for (const key of CONFIG_KEYS) if (options[key] !== undefined) (config as Record<string, unknown>)[key] = options[key];
+      run = TrainRun.create({
+        config, nodes, genotypeSource: options.genotype as string,
+        runtime: { ...runtime, checkpointEvery: options.checkpointEvery as number },
+        out: (options.out as string | undefined) ?? `runs/train-${timestamp()}`,
+      });
+    }
+  } catch (error) {
+    err(oneLine(error));
+    return error instanceof RunInputError ? 2 : 1;
+  }
+
+  const dir = run.directory;
+  if (run.finished) {
+    const test = run.testResult;
+    err(`${dir} has already finished all ${run.config.epochs} epochs${test ? `; test: ${formatTestResult(test)}` : ''}`);
+    run.dispose();
+    return 0;
+  }
+  const progress = createProgress(process.stderr);
+  const stop = installStopHandlers({
+    onFirst: (signal) => progress.note(`${signal}: finishing the current step, then writing a checkpoint (send it again to quit at once)`),
+  });
+  try {
+    const { epoch, step } = run.position;
+    progress.note(epoch === 0 && step === 0
+      ? `pcdarts train: run directory ${dir}`
+      : `pcdarts train: resuming ${dir} at epoch ${epoch} step ${step} (0-based)`);
+    const epochs = run.config.epochs;
+    const outcome = await run.run({
+      stop: stop.request,
+      events: {
+        onStart: ({ total, done }) => progress.start(total, done, `epoch ${epoch + 1}/${epochs}`),
+        onStep: (record, p) => progress.update(p.done, formatTrainStepStatus(record, epochs)),
+        onEpoch: (record) => progress.note(formatTrainEpochLine(record, epochs)),
+      },
+    });
+    progress.stop();
+    if (outcome.status === 'stopped' && outcome.signal !== null) {
+      err(`stopped by ${outcome.signal} at epoch ${outcome.epoch} step ${outcome.step} (0-based); checkpoint written; resume with: pcdarts train --resume ${dir}`);
+      return SIGNAL_EXIT_CODES[outcome.signal];
+    }
+    const test = outcome.test!;
+    const which = test.model === 'best' ? `best model (epoch ${test.epoch + 1} of ${epochs} by validation accuracy)` : `model after ${epochs} epochs`;
+    process.stdout.write(`train finished: ${dir}\ntest (${which}): ${formatTestResult(test)}\n`);
+    try {
+      const { writeRunReport } = await import('../viz/index.js');
+      const report = await writeRunReport(dir);
+      process.stdout.write(`report: ${report.path}\n`);
+    } catch (error) {
+      err(`warning: the HTML report was not written: ${oneLine(error)}`);
+    }
+    return 0;
+  } finally {
+    progress.stop();
+    stop.dispose();
+    run.dispose();
+  }
+}
