@@ -56,5 +56,5 @@ export * from './run/epoch-run.js';
 export * from './run/search.js';
 export * from './run/train.js';
 
-// visualisation (cell drawings, run reports; Node only: Graphviz and resvg as WebAssembly / native)
-export * from './viz/index.js';
+// Visualisation (cell drawings, run reports) is the separate entry 'pcdarts/viz': it loads
+// Vega, Graphviz (wasm) and resvg, which the engine and the loops do not need.
