@@ -9,6 +9,8 @@ import type { BenchmarkModule } from './harness.js';
 
 const benchmarks: Record<string, () => Promise<BenchmarkModule>> = {
   ops: () => import('./ops.js'),
+  search: () => import('./search.js'),
+  train: () => import('./train.js'),
 };
 
 async function usage(): Promise<string> {
