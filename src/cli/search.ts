@@ -6,10 +6,10 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 
 import {
-  createProgress, DATASET_NAMES, DEFAULT_SEARCH_CONFIG, DEFAULT_SEARCH_RUNTIME, formatEpochLine, formatStepStatus,
-  genotypeToJSON, installStopHandlers, oneLine, RunInputError, type SearchConfig, SearchRun, type SearchRuntime,
-  SIGNAL_EXIT_CODES,
+  DATASET_NAMES, DEFAULT_SEARCH_CONFIG, DEFAULT_SEARCH_RUNTIME, formatEpochLine, formatStepStatus,
+  genotypeToJSON, oneLine, RunInputError, type SearchConfig, SearchRun, type SearchRuntime,
 } from '../index.js';
+import { driveRun, writeReportAfterRun } from './run-session.js';
 
 export function parseInteger(value: string): number {
   if (!/^\s*[+-]?\d+\s*$/.test(value)) throw new InvalidArgumentError('expected an integer.');
@@ -102,42 +102,10 @@ async function runSearchCommand(command: Command): Promise<number> {
     run.dispose();
     return 0;
   }
-  const progress = createProgress(process.stderr);
-  const stop = installStopHandlers({
-    onFirst: (signal) => progress.note(`${signal}: finishing the current step, then writing a checkpoint (send it again to quit at once)`),
-  });
-  try {
-    const { epoch, step } = run.position;
-    progress.note(epoch === 0 && step === 0
-      ? `pcdarts search: run directory ${dir}`
-      : `pcdarts search: resuming ${dir} at epoch ${epoch} step ${step} (0-based)`);
-    const epochs = run.config.epochs;
-    const outcome = await run.run({
-      stop: stop.request,
-      events: {
-        onStart: ({ total, done }) => progress.start(total, done, `epoch ${epoch + 1}/${epochs}`),
-        onStep: (record, p) => progress.update(p.done, formatStepStatus(record, epochs)),
-        onEpoch: (record) => progress.note(formatEpochLine(record, epochs)),
-      },
-    });
-    progress.stop();
-    if (outcome.status === 'stopped' && outcome.signal !== null) {
-      err(`stopped by ${outcome.signal} at epoch ${outcome.epoch} step ${outcome.step} (0-based); checkpoint written; resume with: pcdarts search --resume ${dir}`);
-      return SIGNAL_EXIT_CODES[outcome.signal];
-    }
-    process.stdout.write(`search finished: ${dir}/genotype.json\n`);
-    if (outcome.genotype) process.stdout.write(genotypeToJSON(outcome.genotype));
-    try {
-      const { writeRunReport } = await import('../viz/index.js');
-      const report = await writeRunReport(dir);
-      process.stdout.write(`report: ${report.path}\n`);
-    } catch (error) {
-      err(`warning: the HTML report was not written: ${oneLine(error)}`);
-    }
-    return 0;
-  } finally {
-    progress.stop();
-    stop.dispose();
-    run.dispose();
-  }
+  const outcome = await driveRun('search', run, { step: formatStepStatus, epoch: formatEpochLine });
+  if (typeof outcome === 'number') return outcome;
+  process.stdout.write(`search finished: ${dir}/genotype.json\n`);
+  if (outcome.genotype) process.stdout.write(genotypeToJSON(outcome.genotype));
+  await writeReportAfterRun(dir);
+  return 0;
 }

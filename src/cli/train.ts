@@ -7,10 +7,11 @@
 import { Command, Option } from 'commander';
 
 import {
-  createProgress, DATASET_NAMES, DEFAULT_TRAIN_CONFIG, DEFAULT_TRAIN_GENOTYPE, DEFAULT_TRAIN_RUNTIME, formatTestResult,
-  formatTrainEpochLine, formatTrainStepStatus, type Genotype, installStopHandlers, loadGenotype, oneLine, RunInputError,
-  SIGNAL_EXIT_CODES, type TrainConfig, TrainRun, type TrainRuntime,
+  DATASET_NAMES, DEFAULT_TRAIN_CONFIG, DEFAULT_TRAIN_GENOTYPE, DEFAULT_TRAIN_RUNTIME, formatTestResult,
+  formatTrainEpochLine, formatTrainStepStatus, type Genotype, loadGenotype, oneLine, RunInputError,
+  type TrainConfig, TrainRun, type TrainRuntime,
 } from '../index.js';
+import { driveRun, writeReportAfterRun } from './run-session.js';
 import { parseInteger, parseNumber, timestamp } from './search.js';
 
 /** Keys of TrainConfig that are flags with the same attribute name in commander (all but the genotype). */
@@ -102,43 +103,12 @@ async function runTrainCommand(command: Command): Promise<number> {
     run.dispose();
     return 0;
   }
-  const progress = createProgress(process.stderr);
-  const stop = installStopHandlers({
-    onFirst: (signal) => progress.note(`${signal}: finishing the current step, then writing a checkpoint (send it again to quit at once)`),
-  });
-  try {
-    const { epoch, step } = run.position;
-    progress.note(epoch === 0 && step === 0
-      ? `pcdarts train: run directory ${dir}`
-      : `pcdarts train: resuming ${dir} at epoch ${epoch} step ${step} (0-based)`);
-    const epochs = run.config.epochs;
-    const outcome = await run.run({
-      stop: stop.request,
-      events: {
-        onStart: ({ total, done }) => progress.start(total, done, `epoch ${epoch + 1}/${epochs}`),
-        onStep: (record, p) => progress.update(p.done, formatTrainStepStatus(record, epochs)),
-        onEpoch: (record) => progress.note(formatTrainEpochLine(record, epochs)),
-      },
-    });
-    progress.stop();
-    if (outcome.status === 'stopped' && outcome.signal !== null) {
-      err(`stopped by ${outcome.signal} at epoch ${outcome.epoch} step ${outcome.step} (0-based); checkpoint written; resume with: pcdarts train --resume ${dir}`);
-      return SIGNAL_EXIT_CODES[outcome.signal];
-    }
-    const test = outcome.test!;
-    const which = test.model === 'best' ? `best model (epoch ${test.epoch + 1} of ${epochs} by validation accuracy)` : `model after ${epochs} epochs`;
-    process.stdout.write(`train finished: ${dir}\ntest (${which}): ${formatTestResult(test)}\n`);
-    try {
-      const { writeRunReport } = await import('../viz/index.js');
-      const report = await writeRunReport(dir);
-      process.stdout.write(`report: ${report.path}\n`);
-    } catch (error) {
-      err(`warning: the HTML report was not written: ${oneLine(error)}`);
-    }
-    return 0;
-  } finally {
-    progress.stop();
-    stop.dispose();
-    run.dispose();
-  }
+  const outcome = await driveRun('train', run, { step: formatTrainStepStatus, epoch: formatTrainEpochLine });
+  if (typeof outcome === 'number') return outcome;
+  const epochs = run.config.epochs;
+  const test = outcome.test!;
+  const which = test.model === 'best' ? `best model (epoch ${test.epoch + 1} of ${epochs} by validation accuracy)` : `model after ${epochs} epochs`;
+  process.stdout.write(`train finished: ${dir}\ntest (${which}): ${formatTestResult(test)}\n`);
+  await writeReportAfterRun(dir);
+  return 0;
 }
