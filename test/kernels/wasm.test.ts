@@ -178,6 +178,79 @@ describe('wasm conv2d matches the reference', () => {
 
 // ------------------------------------------------------------------ batch norm
 
+/**
+ * The depthwise 3x3/stride 1/pad 1 window in float32, summed in the order of the SIMD
+ * window pass (taps in pairs within 16-output passes, even/odd taps on the tail vectors).
+ */
+function dw3x3Exact(x: Float32Array, w: Float32Array, N: number, C: number, H: number, W: number): Float32Array {
+  const f = Math.fround;
+  const y = new Float32Array(N * C * H * W);
+  const nv = (W + 3) >> 2;
+  const nPaired = nv & ~3;
+  for (let p = 0; p < N * C; p++) {
+    const c = p % C;
+    const at = (r: number, q: number): number => (r < 0 || r >= H || q < 0 || q >= W ? 0 : x[p * H * W + r * W + q]);
+    for (let oh = 0; oh < H; oh++) {
+      for (let ow = 0; ow < W; ow++) {
+        const t = (k: number): number => f(w[c * 9 + k] * at(oh - 1 + Math.floor(k / 3), ow - 1 + (k % 3)));
+        let s: number;
+        if ((ow >> 2) < nPaired) {
+          s = f(t(0) + t(1));
+          for (let k = 2; k < 8; k += 2) s = f(s + f(t(k) + t(k + 1)));
+          s = f(s + t(8));
+        } else {
+          let a = t(0);
+          for (let k = 2; k <= 8; k += 2) a = f(a + t(k));
+          let b = t(1);
+          for (let k = 3; k < 8; k += 2) b = f(b + t(k));
+          s = f(a + b);
+        }
+        y[p * H * W + oh * W + ow] = s;
+      }
+    }
+  }
+  return y;
+}
+
+describe('wasm depthwise 3x3 stride-1 fast path', () => {
+  it('matches the reference and the SIMD summation order bit for bit (widths 1..33, heights 1..5)', () => {
+    const rng = new Random(33);
+    for (const H of [1, 2, 3, 5]) {
+      for (const W of [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 15, 16, 17, 19, 20, 31, 32, 33]) {
+        const N = 2;
+        const C = 3;
+        const g = makeConvGeometry({ batch: N, inChannels: C, inH: H, inW: W, outChannels: C, kernel: 3, padding: 1, groups: C });
+        const n = convCounts(g);
+        const x = randn(rng, n.x);
+        const w = randn(rng, n.w, 0.5);
+        const what = `${H}x${W}`;
+        const y = garbage(wasm, n.y);
+        wasm.conv2d(on(wasm, x), on(wasm, w), y, g);
+        const yRef = new Float32Array(n.y);
+        ref.conv2d(x, w, yRef, g);
+        assertNear(y, yRef, 1e-6, `y ${what}`);
+        const yExact = dw3x3Exact(x, w, N, C, H, W);
+        for (let i = 0; i < n.y; i++) {
+          if (y[i] !== yExact[i]) assert.fail(`y ${what}[${i}] = ${y[i]}, expected ${yExact[i]}`);
+        }
+        const gy = randn(rng, n.y);
+        const gx = garbage(wasm, n.x);
+        wasm.conv2dGradInput(on(wasm, gy), on(wasm, w), gx, g);
+        const gxRef = new Float32Array(n.x);
+        ref.conv2dGradInput(gy, w, gxRef, g);
+        assertNear(gx, gxRef, 1e-6, `gradX ${what}`);
+        // gradX = the same window with the flipped kernel
+        const wf = new Float32Array(n.w);
+        for (let c = 0; c < C; c++) for (let k = 0; k < 9; k++) wf[c * 9 + k] = w[c * 9 + 8 - k];
+        const gxExact = dw3x3Exact(gy, wf, N, C, H, W);
+        for (let i = 0; i < n.x; i++) {
+          if (gx[i] !== gxExact[i]) assert.fail(`gradX ${what}[${i}] = ${gx[i]}, expected ${gxExact[i]}`);
+        }
+      }
+    }
+  });
+});
+
 describe('wasm batch norm matches the reference', () => {
   const shapes: BatchNormGeometry[] = [
     { batch: 1, channels: 3, spatial: 1 },

@@ -9,11 +9,13 @@
 // kernel; other strides: W^T * gy then col2im) and weight gradient into float64 partials.
 // A 1x1/stride-1/no-padding convolution is a plain GEMM on the input planes.
 // Depthwise convolution (one input and one output channel per group): per plane, a Q plane
-// (see window.ts) and a direct SIMD window pass.
+// (see window.ts) and a direct SIMD window pass; 3x3/stride 1/pad 1/dilation 1 (forward and
+// input gradient) skips the Q copy and reads the planes directly (window3x3s1), with the
+// same summation order, hence the same bits.
 
 import { addF32, align64, at, at64, copyF32, fillF32, hsum64, imax, imin, roundUp4 } from './common';
 import { gemmNT, gemmPacked, gemmRows, gemmRowsNT, packA, packBytes, panelBytes } from './gemm';
-import { buildTaps, copyIntoQ, fillQ, qFloats, qRows, qStride, copyFromQ, windowFma } from './window';
+import { buildTaps, copyIntoQ, fillQ, qFloats, qRows, qStride, copyFromQ, window3x3s1, windowFma } from './window';
 
 /** Mirrors ConvGeometry; the JS side writes the fields in this order as int32. */
 @unmanaged export class ConvDesc {
@@ -368,6 +370,12 @@ export function dwScratchBytes(desc: usize): i32 {
   return dwQBytes(g) + 2 * tapBytes(g) + dwGyBytes(g);
 }
 
+// @ts-ignore: decorator
+@inline function is3x3s1p1(g: ConvDesc): bool {
+  return g.kH == 3 && g.kW == 3 && g.sH == 1 && g.sW == 1 && g.pH == 1 && g.pW == 1 &&
+    g.dH == 1 && g.dW == 1 && g.outH == g.inH && g.outW == g.inW;
+}
+
 /** Part = planes [part*planesPerPart, ...): y[n][c] = window sum of x[n][c] with w[c]. */
 export function dwForward(
   desc: usize, x: usize, w: usize, y: usize, planesPerPart: i32,
@@ -384,6 +392,14 @@ export function dwForward(
   const HWi = g.inH * g.inW;
   const HWo = g.outH * g.outW;
   const p1 = imin(g.batch * C, (part + 1) * planesPerPart);
+  if (is3x3s1p1(g)) {
+    // Straight from the planes; the Q area serves as the zero row above/below a plane.
+    fillF32(q, roundUp4(g.inW) + 4, 0);
+    for (let p = part * planesPerPart; p < p1; p++) {
+      window3x3s1(at(x, p * HWi), g.inH, g.inW, at(w, (p % C) * 9), at(y, p * HWo), q);
+    }
+    return;
+  }
   fillQ(q, rows, g.sW, st, 0);
   for (let p = part * planesPerPart; p < p1; p++) {
     const c = p % C;
@@ -415,13 +431,20 @@ export function dwGradInput(
   const HWo = g.outH * g.outW;
   const p1 = imin(g.batch * C, (part + 1) * planesPerPart);
   let lastC = -1;
-  fillQ(q, rows, 1, st, 0);
+  // 3x3/stride 1/pad 1: the flipped kernel runs the same window straight from gy.
+  const fast = is3x3s1p1(g);
+  if (fast) fillF32(q, roundUp4(g.inW) + 4, 0);
+  else fillQ(q, rows, 1, st, 0);
   for (let p = part * planesPerPart; p < p1; p++) {
     const c = p % C;
     if (c != lastC) {
       const wc = at(w, c * T);
       for (let t = 0; t < T; t++) store<f32>(at(wf, t), load<f32>(at(wc, T - 1 - t)));
       lastC = c;
+    }
+    if (fast) {
+      window3x3s1(at(gy, p * HWo), g.inH, g.inW, wf, at(gx, p * HWi), q);
+      continue;
     }
     copyIntoQ(at(gy, p * HWo), g.outH, g.outW, g.sH, g.sW, padT, padL, q, rows, 1, st);
     windowFma(q, st * 4, taps, T, wf, at(gx, p * HWi), g.inH, g.inW);

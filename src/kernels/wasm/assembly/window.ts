@@ -445,3 +445,253 @@ export function maxPoolBackwardPlane(
     }
   }
 }
+
+// ---------------------------------------------------------------- 3x3, stride 1, padding 1
+
+// Partial products of one output vector: row r of the 3x3 window contributes
+// wr0 * (x shifted right by one), wr1 * x, wr2 * (x shifted left by one).
+
+/**
+ * One output vector of a 3x3/stride-1/pad-1 window, computed in exactly the order that
+ * windowFma uses for the same vector (so results match it bit for bit): `paired` for the
+ * vectors of its 16-output passes, the even/odd split for its tail vectors.
+ */
+// @ts-ignore: decorator
+@inline function dw3Vec(
+  l0: v128, c0: v128, r0: v128, l1: v128, c1: v128, r1: v128, l2: v128, c2: v128, r2: v128,
+  w0: v128, w1: v128, w2: v128, w3: v128, w4: v128, w5: v128, w6: v128, w7: v128, w8: v128,
+  paired: bool,
+): v128 {
+  if (paired) {
+    let a = f32x4.add(f32x4.mul(w0, l0), f32x4.mul(w1, c0));
+    a = f32x4.add(a, f32x4.add(f32x4.mul(w2, r0), f32x4.mul(w3, l1)));
+    a = f32x4.add(a, f32x4.add(f32x4.mul(w4, c1), f32x4.mul(w5, r1)));
+    a = f32x4.add(a, f32x4.add(f32x4.mul(w6, l2), f32x4.mul(w7, c2)));
+    return f32x4.add(a, f32x4.mul(w8, r2));
+  }
+  let a = f32x4.mul(w0, l0);
+  a = f32x4.add(a, f32x4.mul(w2, r0));
+  a = f32x4.add(a, f32x4.mul(w4, c1));
+  a = f32x4.add(a, f32x4.mul(w6, l2));
+  a = f32x4.add(a, f32x4.mul(w8, r2));
+  let b = f32x4.mul(w1, c0);
+  b = f32x4.add(b, f32x4.mul(w3, l1));
+  b = f32x4.add(b, f32x4.mul(w5, r1));
+  b = f32x4.add(b, f32x4.mul(w7, c2));
+  return f32x4.add(a, b);
+}
+
+// Shifted vectors of a row at address `p`: mode 0 = first vector (left neighbour
+// shifted in from zero), 1 = interior, 2 = last vector (lanes past the row zeroed, right
+// neighbour shifted in from zero), 3 = the only vector (both).
+// @ts-ignore: decorator
+@inline function rowC(p: usize, mode: i32, valid: v128): v128 {
+  return mode >= 2 ? v128.and(v128.load(p), valid) : v128.load(p);
+}
+// @ts-ignore: decorator
+@inline function rowL(p: usize, mode: i32, valid: v128): v128 {
+  return mode == 1 || mode == 2 ? v128.load(p - 4) : v128.shuffle<f32>(f32x4.splat(0), rowC(p, mode, valid), 3, 4, 5, 6);
+}
+// @ts-ignore: decorator
+@inline function rowR(p: usize, mode: i32, valid: v128): v128 {
+  return mode < 2 ? v128.load(p, 4) : v128.shuffle<f32>(rowC(p, mode, valid), f32x4.splat(0), 1, 2, 3, 4);
+}
+
+/**
+ * Two output rows (A from input rows 0..2, B from rows 1..3 at p0..p3) of one vector, each
+ * summed in the order of dw3Vec; the middle rows' loads are shared.
+ */
+// @ts-ignore: decorator
+@inline function dw3Pair(
+  p0: usize, p1: usize, p2: usize, p3: usize, mode: i32, valid: v128,
+  w0: v128, w1: v128, w2: v128, w3: v128, w4: v128, w5: v128, w6: v128, w7: v128, w8: v128,
+  paired: bool, oA: usize, oB: usize, n: i32,
+): void {
+  if (paired) {
+    let a = f32x4.add(f32x4.mul(w0, rowL(p0, mode, valid)), f32x4.mul(w1, rowC(p0, mode, valid)));
+    const ta = f32x4.mul(w2, rowR(p0, mode, valid));
+    let l = rowL(p1, mode, valid);
+    let c = rowC(p1, mode, valid);
+    let r = rowR(p1, mode, valid);
+    a = f32x4.add(a, f32x4.add(ta, f32x4.mul(w3, l)));
+    a = f32x4.add(a, f32x4.add(f32x4.mul(w4, c), f32x4.mul(w5, r)));
+    let b = f32x4.add(f32x4.mul(w0, l), f32x4.mul(w1, c));
+    const tb = f32x4.mul(w2, r);
+    l = rowL(p2, mode, valid);
+    c = rowC(p2, mode, valid);
+    r = rowR(p2, mode, valid);
+    a = f32x4.add(a, f32x4.add(f32x4.mul(w6, l), f32x4.mul(w7, c)));
+    a = f32x4.add(a, f32x4.mul(w8, r));
+    storeLanes(oA, a, n);
+    b = f32x4.add(b, f32x4.add(tb, f32x4.mul(w3, l)));
+    b = f32x4.add(b, f32x4.add(f32x4.mul(w4, c), f32x4.mul(w5, r)));
+    l = rowL(p3, mode, valid);
+    c = rowC(p3, mode, valid);
+    r = rowR(p3, mode, valid);
+    b = f32x4.add(b, f32x4.add(f32x4.mul(w6, l), f32x4.mul(w7, c)));
+    b = f32x4.add(b, f32x4.mul(w8, r));
+    storeLanes(oB, b, n);
+  } else {
+    let a = f32x4.mul(w0, rowL(p0, mode, valid));
+    let a1 = f32x4.mul(w1, rowC(p0, mode, valid));
+    a = f32x4.add(a, f32x4.mul(w2, rowR(p0, mode, valid)));
+    let l = rowL(p1, mode, valid);
+    let c = rowC(p1, mode, valid);
+    let r = rowR(p1, mode, valid);
+    a1 = f32x4.add(a1, f32x4.mul(w3, l));
+    a = f32x4.add(a, f32x4.mul(w4, c));
+    a1 = f32x4.add(a1, f32x4.mul(w5, r));
+    let b = f32x4.mul(w0, l);
+    let b1 = f32x4.mul(w1, c);
+    b = f32x4.add(b, f32x4.mul(w2, r));
+    l = rowL(p2, mode, valid);
+    c = rowC(p2, mode, valid);
+    r = rowR(p2, mode, valid);
+    a = f32x4.add(a, f32x4.mul(w6, l));
+    a1 = f32x4.add(a1, f32x4.mul(w7, c));
+    a = f32x4.add(a, f32x4.mul(w8, r));
+    storeLanes(oA, f32x4.add(a, a1), n);
+    b1 = f32x4.add(b1, f32x4.mul(w3, l));
+    b = f32x4.add(b, f32x4.mul(w4, c));
+    b1 = f32x4.add(b1, f32x4.mul(w5, r));
+    l = rowL(p3, mode, valid);
+    c = rowC(p3, mode, valid);
+    r = rowR(p3, mode, valid);
+    b = f32x4.add(b, f32x4.mul(w6, l));
+    b1 = f32x4.add(b1, f32x4.mul(w7, c));
+    b = f32x4.add(b, f32x4.mul(w8, r));
+    storeLanes(oB, f32x4.add(b, b1), n);
+  }
+}
+
+/**
+ * out = 3x3 window (stride 1, padding 1, dilation 1) of the H x W plane `src` with the 9
+ * row-major weights at `w`, read straight from the plane (no padded copy): interior vectors
+ * use unaligned loads at columns -1/0/+1; the first and last vector of a row build their
+ * shifted vectors with lane shuffles against zero, so nothing before the row or past the
+ * plane's last 12 bytes is read. Rows above/below the plane read `zero` (>= W + 4 zeros,
+ * 16-byte aligned). Bitwise equal to copyIntoQ + windowFma (up to the sign of a zero sum).
+ */
+export function window3x3s1(src: usize, H: i32, W: i32, w: usize, out: usize, zero: usize): void {
+  const w0 = v128.load32_splat(w);
+  const w1 = v128.load32_splat(w, 4);
+  const w2 = v128.load32_splat(w, 8);
+  const w3 = v128.load32_splat(w, 12);
+  const w4 = v128.load32_splat(w, 16);
+  const w5 = v128.load32_splat(w, 20);
+  const w6 = v128.load32_splat(w, 24);
+  const w7 = v128.load32_splat(w, 28);
+  const w8 = v128.load32_splat(w, 32);
+  const z = f32x4.splat(0);
+  const nv = (W + 3) >> 2;
+  const nPaired = nv & ~3; // vectors windowFma computes in its 16-output passes
+  const last = nv - 1;
+  const n = W - (last << 2); // valid lanes of the last vector, 1..4
+  const valid = i32x4.lt_s(i32x4(0, 1, 2, 3), i32x4.splat(n));
+  const rowBytes = <usize>W << 2;
+  const lastByte = <usize>last << 4;
+  let oh = 0;
+  for (; oh + 2 <= H; oh += 2) {
+    const p1 = src + <usize>oh * rowBytes;
+    const p0 = oh > 0 ? p1 - rowBytes : zero;
+    const p2 = p1 + rowBytes;
+    const p3 = oh + 2 < H ? p2 + rowBytes : zero;
+    const oA = out + <usize>oh * rowBytes;
+    const oB = oA + rowBytes;
+    if (last == 0) {
+      dw3Pair(p0, p1, p2, p3, 3, valid, w0, w1, w2, w3, w4, w5, w6, w7, w8, nPaired > 0, oA, oB, n);
+      continue;
+    }
+    dw3Pair(p0, p1, p2, p3, 0, valid, w0, w1, w2, w3, w4, w5, w6, w7, w8, nPaired > 0, oA, oB, 4);
+    const v1 = imin(nPaired, last);
+    let v = 1;
+    for (; v < v1; v++) {
+      const o = <usize>v << 4;
+      dw3Pair(p0 + o, p1 + o, p2 + o, p3 + o, 1, valid, w0, w1, w2, w3, w4, w5, w6, w7, w8, true, oA + o, oB + o, 4);
+    }
+    for (; v < last; v++) {
+      const o = <usize>v << 4;
+      dw3Pair(p0 + o, p1 + o, p2 + o, p3 + o, 1, valid, w0, w1, w2, w3, w4, w5, w6, w7, w8, false, oA + o, oB + o, 4);
+    }
+    const o = lastByte;
+    dw3Pair(p0 + o, p1 + o, p2 + o, p3 + o, 2, valid, w0, w1, w2, w3, w4, w5, w6, w7, w8, last < nPaired, oA + o, oB + o, n);
+  }
+  for (; oh < H; oh++) {
+    const p1 = src + <usize>oh * rowBytes;
+    const p0 = oh > 0 ? p1 - rowBytes : zero;
+    const p2 = oh + 1 < H ? p1 + rowBytes : zero;
+    const orow = out + <usize>oh * rowBytes;
+    if (last == 0) {
+      // One vector: both edges.
+      const c0 = v128.and(v128.load(p0), valid);
+      const c1 = v128.and(v128.load(p1), valid);
+      const c2 = v128.and(v128.load(p2), valid);
+      const a = dw3Vec(
+        v128.shuffle<f32>(z, c0, 3, 4, 5, 6), c0, v128.shuffle<f32>(c0, z, 1, 2, 3, 4),
+        v128.shuffle<f32>(z, c1, 3, 4, 5, 6), c1, v128.shuffle<f32>(c1, z, 1, 2, 3, 4),
+        v128.shuffle<f32>(z, c2, 3, 4, 5, 6), c2, v128.shuffle<f32>(c2, z, 1, 2, 3, 4),
+        w0, w1, w2, w3, w4, w5, w6, w7, w8, nPaired > 0,
+      );
+      storeLanes(orow, a, n);
+      continue;
+    }
+    // First vector: left neighbours shifted in from zero.
+    {
+      const c0 = v128.load(p0);
+      const c1 = v128.load(p1);
+      const c2 = v128.load(p2);
+      const a = dw3Vec(
+        v128.shuffle<f32>(z, c0, 3, 4, 5, 6), c0, v128.load(p0, 4),
+        v128.shuffle<f32>(z, c1, 3, 4, 5, 6), c1, v128.load(p1, 4),
+        v128.shuffle<f32>(z, c2, 3, 4, 5, 6), c2, v128.load(p2, 4),
+        w0, w1, w2, w3, w4, w5, w6, w7, w8, nPaired > 0,
+      );
+      v128.store(orow, a);
+    }
+    // Interior vectors: plain unaligned loads.
+    const v1 = imin(nPaired, last);
+    let v = 1;
+    for (; v < v1; v++) {
+      const o = <usize>v << 4;
+      const q0 = p0 + o;
+      const q1 = p1 + o;
+      const q2 = p2 + o;
+      const a = dw3Vec(
+        v128.load(q0 - 4), v128.load(q0), v128.load(q0, 4),
+        v128.load(q1 - 4), v128.load(q1), v128.load(q1, 4),
+        v128.load(q2 - 4), v128.load(q2), v128.load(q2, 4),
+        w0, w1, w2, w3, w4, w5, w6, w7, w8, true,
+      );
+      v128.store(orow + o, a);
+    }
+    for (; v < last; v++) {
+      const o = <usize>v << 4;
+      const q0 = p0 + o;
+      const q1 = p1 + o;
+      const q2 = p2 + o;
+      const a = dw3Vec(
+        v128.load(q0 - 4), v128.load(q0), v128.load(q0, 4),
+        v128.load(q1 - 4), v128.load(q1), v128.load(q1, 4),
+        v128.load(q2 - 4), v128.load(q2), v128.load(q2, 4),
+        w0, w1, w2, w3, w4, w5, w6, w7, w8, false,
+      );
+      v128.store(orow + o, a);
+    }
+    // Last vector: lanes past W zeroed, right neighbours shifted in from zero.
+    {
+      const q0 = p0 + lastByte;
+      const q1 = p1 + lastByte;
+      const q2 = p2 + lastByte;
+      const c0 = v128.and(v128.load(q0), valid);
+      const c1 = v128.and(v128.load(q1), valid);
+      const c2 = v128.and(v128.load(q2), valid);
+      const a = dw3Vec(
+        v128.load(q0 - 4), c0, v128.shuffle<f32>(c0, z, 1, 2, 3, 4),
+        v128.load(q1 - 4), c1, v128.shuffle<f32>(c1, z, 1, 2, 3, 4),
+        v128.load(q2 - 4), c2, v128.shuffle<f32>(c2, z, 1, 2, 3, 4),
+        w0, w1, w2, w3, w4, w5, w6, w7, w8, last < nPaired,
+      );
+      storeLanes(orow + lastByte, a, n);
+    }
+  }
+}
