@@ -33,7 +33,7 @@ export function threadsFromEnvironment(): number | undefined {
 }
 
 /** Backend name from `PCDARTS_BACKEND` (wasm by default). */
-function backendFromEnvironment(): string {
+export function backendFromEnvironment(): string {
   return process.env.PCDARTS_BACKEND || 'wasm';
 }
 

@@ -4,11 +4,11 @@
  * runs in one process (tests, notebooks) share it rather than each starting worker threads.
  */
 import type { KernelBackend } from '../kernels/backend.js';
-import { activeBackendName, kernels, setBackend } from '../kernels/registry.js';
+import { activeBackendName, backendFromEnvironment, kernels, setBackend } from '../kernels/registry.js';
 
 /** The backend a run uses: PCDARTS_BACKEND or wasm, with `threads` (null: the backend's default). */
 export function useBackend(threads: number | null): KernelBackend {
-  const name = process.env.PCDARTS_BACKEND || 'wasm';
+  const name = backendFromEnvironment();
   if (activeBackendName() === name && (threads === null || kernels().threads === threads)) return kernels();
   return setBackend(name, threads === null ? {} : { threads });
 }
