@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
+import { assertBadInput } from './process.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const root = mkdtempSync(join(tmpdir(), 'pcdarts-info-'));
@@ -19,11 +20,9 @@ function pcdarts(...args: string[]): { code: number | null; stdout: string; stde
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
-function assertBadInput(result: ReturnType<typeof pcdarts>, pattern: RegExp): void {
-  const lines = result.stderr.split('\n').filter((l) => l !== '');
-  assert.equal(result.code, 2, `exit status 2 expected, stderr: ${result.stderr}`);
-  assert.equal(lines.length, 1, `one line expected, got: ${result.stderr}`);
-  assert.match(lines[0], pattern);
+/** The shared bad-input contract, and nothing on stdout. */
+function assertBadInfo(result: ReturnType<typeof pcdarts>, pattern: RegExp): void {
+  assertBadInput(result, pattern);
   assert.equal(result.stdout, '');
 }
 
@@ -67,13 +66,13 @@ describe('pcdarts info', () => {
     const good = [['sep_conv_3x3', 0], ['skip_connect', 1], ['dil_conv_3x3', 2], ['max_pool_3x3', 0]];
     const unknown = join(root, 'unknown-op.json');
     writeFileSync(unknown, genotype([['sep_conv_9x9', 0], ...good.slice(1)]));
-    assertBadInput(pcdarts('info', '--genotype', unknown), /normal\[0\]: unknown operation 'sep_conv_9x9'/);
-    assertBadInput(pcdarts('info', '--genotype', genotype([...good.slice(0, 2), ['sep_conv_3x3', 3], good[3]])),
+    assertBadInfo(pcdarts('info', '--genotype', unknown), /normal\[0\]: unknown operation 'sep_conv_9x9'/);
+    assertBadInfo(pcdarts('info', '--genotype', genotype([...good.slice(0, 2), ['sep_conv_3x3', 3], good[3]])),
       /normal\[2\]: input 3 out of range: node 1 may use inputs 0\.\.2/);
-    assertBadInput(pcdarts('info', '--genotype', genotype(good), '--nodes', '4'), /--nodes 4: .*4 entries make 2 nodes, expected 4/);
-    assertBadInput(pcdarts('info', '--genotype', 'NO_SUCH_GENOTYPE'), /genotype 'NO_SUCH_GENOTYPE': expected a published name/);
-    assertBadInput(pcdarts('info', '--genotype', 'DARTS_V2', '--dataset', 'mnist'), /'mnist' is invalid/);
-    assertBadInput(pcdarts('info', '--genotype', 'DARTS_V2', '--layers', '0'), /--layers: expected an integer >= 1, got 0/);
-    assertBadInput(pcdarts('info'), /required option '--genotype <spec>' not specified/);
+    assertBadInfo(pcdarts('info', '--genotype', genotype(good), '--nodes', '4'), /--nodes 4: .*4 entries make 2 nodes, expected 4/);
+    assertBadInfo(pcdarts('info', '--genotype', 'NO_SUCH_GENOTYPE'), /genotype 'NO_SUCH_GENOTYPE': expected a published name/);
+    assertBadInfo(pcdarts('info', '--genotype', 'DARTS_V2', '--dataset', 'mnist'), /'mnist' is invalid/);
+    assertBadInfo(pcdarts('info', '--genotype', 'DARTS_V2', '--layers', '0'), /--layers: expected an integer >= 1, got 0/);
+    assertBadInfo(pcdarts('info'), /required option '--genotype <spec>' not specified/);
   });
 });

@@ -3,7 +3,6 @@
  * (same backend and thread count everywhere, so runs are comparable bit for bit).
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,10 +10,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
+import { assertBadInput, type Finished, pcdarts, readLog, start, waitFor } from './process.js';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 const BUNDLED = fileURLToPath(new URL('../../../data/fashion-mnist-subset', import.meta.url));
-const ENV = { ...process.env, PCDARTS_BACKEND: 'wasm' };
 /** 16 steps per epoch, architecture steps in the second epoch. */
 const TINY = [
   '--limit-train', '256', '--batch-size', '8', '--epochs', '2', '--warmup-epochs', '1',
@@ -24,30 +22,6 @@ const TINY = [
 const root = mkdtempSync(join(tmpdir(), 'pcdarts-cli-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
-interface Finished { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
-
-function start(args: string[]): { child: ChildProcess; done: Promise<Finished> } {
-  const child = spawn(process.execPath, [MAIN, ...args], { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (chunk) => { stdout += chunk; });
-  child.stderr!.on('data', (chunk) => { stderr += chunk; });
-  const done = new Promise<Finished>((resolve) => {
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-  return { child, done };
-}
-
-const pcdarts = (...args: string[]): Promise<Finished> => start(args).done;
-
-type LogRecord = { type: string; epoch: number; step: number } & Record<string, unknown>;
-function readLog(dir: string): LogRecord[] {
-  const path = join(dir, 'log.jsonl');
-  if (!existsSync(path)) return [];
-  // A line being written may be incomplete: only whole lines count.
-  const text = readFileSync(path, 'utf8');
-  return text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as LogRecord);
-}
 
 /** Step and epoch records without timings and memory: what must not depend on interruptions. */
 function comparable(dir: string): unknown[] {
@@ -57,13 +31,6 @@ function comparable(dir: string): unknown[] {
   });
 }
 
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 /** Every file under dir with its size and hash, to prove that nothing changed. */
 function snapshot(dir: string): Record<string, string> {
@@ -80,13 +47,6 @@ function snapshot(dir: string): Record<string, string> {
   return out;
 }
 
-/** Exit status 2 and exactly one line on stderr matching `pattern`. */
-function assertBadInput(result: Finished, pattern: RegExp): void {
-  const lines = result.stderr.split('\n').filter((l) => l !== '');
-  assert.equal(result.code, 2, `exit status 2 expected, stderr: ${result.stderr}`);
-  assert.equal(lines.length, 1, `one line expected, got: ${result.stderr}`);
-  assert.match(lines[0], pattern);
-}
 
 describe('pcdarts search --help', () => {
   it('lists every flag with its default', async () => {

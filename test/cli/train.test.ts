@@ -5,16 +5,14 @@
  * resumed run's step losses, epochs, best model and final test with an uninterrupted run.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import { assertBadInput, type LogRecord, pcdarts, readLog, start, waitFor } from './process.js';
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-const ENV = { ...process.env, PCDARTS_BACKEND: 'wasm' };
 /** 144 training images (9 steps of 16 per epoch), 48 for validation, 100 test images. */
 const TINY = [
   '--limit-train', '192', '--valid-portion', '0.25', '--limit-test', '100', '--batch-size', '16', '--epochs', '2',
@@ -24,30 +22,6 @@ const TINY = [
 const root = mkdtempSync(join(tmpdir(), 'pcdarts-train-cli-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
-interface Finished { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
-
-function start(args: string[]): { child: ChildProcess; done: Promise<Finished> } {
-  const child = spawn(process.execPath, [MAIN, ...args], { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (chunk) => { stdout += chunk; });
-  child.stderr!.on('data', (chunk) => { stderr += chunk; });
-  const done = new Promise<Finished>((resolve) => {
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-  return { child, done };
-}
-
-const pcdarts = (...args: string[]): Promise<Finished> => start(args).done;
-
-type LogRecord = { type: string; epoch: number; step: number } & Record<string, unknown>;
-function readLog(dir: string): LogRecord[] {
-  const path = join(dir, 'log.jsonl');
-  if (!existsSync(path)) return [];
-  // A line being written may be incomplete: only whole lines count.
-  const text = readFileSync(path, 'utf8');
-  return text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as LogRecord);
-}
 
 /** Step, epoch and test records without timings and memory: what must not depend on interruptions. */
 function comparable(dir: string): unknown[] {
@@ -61,21 +35,7 @@ function sha256(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
 
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
-/** Exit status 2 and exactly one line on stderr matching `pattern`. */
-function assertBadInput(result: Finished, pattern: RegExp): void {
-  const lines = result.stderr.split('\n').filter((l) => l !== '');
-  assert.equal(result.code, 2, `exit status 2 expected, stderr: ${result.stderr}`);
-  assert.equal(lines.length, 1, `one line expected, got: ${result.stderr}`);
-  assert.match(lines[0], pattern);
-}
 
 const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 

@@ -1,0 +1,54 @@
+/**
+ * Running the CLI as a user does, for the command-line tests: spawned processes on the wasm
+ * backend (same backend and thread count everywhere, so runs compare bit for bit), the run
+ * log as it stands on disk, and the one-line bad-input contract.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const ENV = { ...process.env, PCDARTS_BACKEND: 'wasm' };
+
+export interface Finished { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+
+export function start(args: string[]): { child: ChildProcess; done: Promise<Finished> } {
+  const child = spawn(process.execPath, [MAIN, ...args], { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk) => { stdout += chunk; });
+  child.stderr!.on('data', (chunk) => { stderr += chunk; });
+  const done = new Promise<Finished>((resolve) => {
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  return { child, done };
+}
+
+export const pcdarts = (...args: string[]): Promise<Finished> => start(args).done;
+
+export type LogRecord = { type: string; epoch: number; step: number } & Record<string, unknown>;
+export function readLog(dir: string): LogRecord[] {
+  const path = join(dir, 'log.jsonl');
+  if (!existsSync(path)) return [];
+  // A line being written may be incomplete: only whole lines count.
+  const text = readFileSync(path, 'utf8');
+  return text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as LogRecord);
+}
+
+export async function waitFor(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/** Exit status 2 and exactly one line on stderr matching `pattern`. */
+export function assertBadInput(result: Pick<Finished, 'code' | 'stderr'>, pattern: RegExp): void {
+  const lines = result.stderr.split('\n').filter((l) => l !== '');
+  assert.equal(result.code, 2, `exit status 2 expected, stderr: ${result.stderr}`);
+  assert.equal(lines.length, 1, `one line expected, got: ${result.stderr}`);
+  assert.match(lines[0], pattern);
+}
