@@ -8,7 +8,9 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
 
 // ---------------------------------------------------------------------------------------
 // Registry contract (bench/main.ts)
@@ -276,4 +278,22 @@ export function formatTable(headers: readonly string[], rows: readonly (readonly
     cells.map((cell, c) => (alignOf(c) === 'left' ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ').trimEnd();
   const rule = widths.map((w) => '-'.repeat(w)).join('  ');
   return [line(headers), rule, ...rows.map(line)].join('\n');
+}
+
+/**
+ * The worker entry of a benchmark module: when `node dist/bench/NAME.js --worker '<json>'`
+ * runs that module directly, call `worker` with the parsed config. Imported as a module, it
+ * does nothing.
+ */
+export function runAsWorker<Config>(
+  moduleUrl: string, name: string, worker: (config: Config) => Promise<void>, onError: (error: unknown) => void,
+): void {
+  const invokedDirectly = process.argv[1] !== undefined && pathToFileURL(path.resolve(process.argv[1])).href === moduleUrl;
+  if (!invokedDirectly) return;
+  if (process.argv[2] !== '--worker' || process.argv[3] === undefined) {
+    console.error(`bench/${name}.js is a worker; run the benchmark with \`npm run bench -- ${name}\``);
+    process.exitCode = 2;
+    return;
+  }
+  worker(JSON.parse(process.argv[3]) as Config).catch(onError);
 }

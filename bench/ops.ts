@@ -13,7 +13,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 
 import { kernels, setBackend } from '../src/kernels/registry.js';
 import { backward, noGrad, record } from '../src/tensor/autograd.js';
@@ -24,6 +24,7 @@ import {
   LOAD_REMINDER, PYTORCH_HINT, availableCores, defaultPython, detectPytorch, formatMs, formatRatio,
   formatTable, loadWarning, machineBusySeconds, machineLine, otherLoad, parsePositiveInt, parseThreadList,
   peakRssMiB, processCpuSeconds, runJsonChild, timeCalls,
+  runAsWorker,
 } from './harness.js';
 
 export const description = 'forward/backward time of each PC-DARTS operation vs PyTorch, at 1 thread and all cores';
@@ -528,15 +529,7 @@ export async function run(args: readonly string[]): Promise<void> {
 // ---------------------------------------------------------------------------------------
 // Worker entry: node dist/bench/ops.js --worker '<json>'
 
-const invokedDirectly = process.argv[1] !== undefined && pathToFileURL(path.resolve(process.argv[1])).href === import.meta.url;
-if (invokedDirectly) {
-  if (process.argv[2] !== '--worker' || process.argv[3] === undefined) {
-    console.error('bench/ops.js is a worker; run the benchmark with `npm run bench -- ops`');
-    process.exitCode = 2;
-  } else {
-    worker(JSON.parse(process.argv[3]) as WorkerConfig).catch((error: unknown) => {
-      console.error(error instanceof Error ? error.message : error);
-      process.exitCode = 1;
-    });
-  }
-}
+runAsWorker<WorkerConfig>(import.meta.url, 'ops', worker, (error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exitCode = 1;
+});

@@ -15,7 +15,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 
 import { FirstOrderArchitect, withFrozen } from '../src/darts/architect.js';
 import { SearchNetwork } from '../src/darts/search-network.js';
@@ -28,6 +28,7 @@ import { type Tensor, fromArray, tidy } from '../src/tensor/tensor.js';
 import {
   LOAD_REMINDER, PYTORCH_HINT, availableCores, defaultPython, detectPytorch, formatRatio, formatTable, loadWarning,
   machineBusySeconds, machineLine, median, otherLoad, parsePositiveInt, peakRssMiB, processCpuSeconds, runJsonChild,
+  runAsWorker,
 } from './harness.js';
 
 export const description = 'seconds per search step (arch + weight step) and peak RSS of the search network vs PyTorch';
@@ -514,12 +515,4 @@ export async function run(args: readonly string[]): Promise<void> {
 // ---------------------------------------------------------------------------------------
 // Worker entry: node dist/bench/search.js --worker '<json>'
 
-const invokedDirectly = process.argv[1] !== undefined && pathToFileURL(path.resolve(process.argv[1])).href === import.meta.url;
-if (invokedDirectly) {
-  if (process.argv[2] !== '--worker' || process.argv[3] === undefined) {
-    console.error('bench/search.js is a worker; run the benchmark with `npm run bench -- search`');
-    process.exitCode = 2;
-  } else {
-    worker(JSON.parse(process.argv[3]) as SearchWorkerConfig).catch(reportWorkerError);
-  }
-}
+runAsWorker<SearchWorkerConfig>(import.meta.url, 'search', worker, reportWorkerError);

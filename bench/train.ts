@@ -7,9 +7,8 @@
  * parent spawns `node dist/bench/train.js --worker '<json>'` for our side; the plumbing
  * (children, load notes, tables) is bench/search.ts's.
  */
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 
 import { publishedGenotype, type Genotype } from '../src/darts/genotype.js';
 import { NetworkCIFAR } from '../src/eval/network.js';
@@ -19,7 +18,9 @@ import { backward } from '../src/tensor/autograd.js';
 import * as ops from '../src/tensor/ops.js';
 import { manualSeed, Random } from '../src/tensor/random.js';
 import { fromArray, tidy } from '../src/tensor/tensor.js';
-import { LOAD_REMINDER, formatRatio, formatTable, median, parsePositiveInt, peakRssMiB, processCpuSeconds } from './harness.js';
+import {
+  LOAD_REMINDER, formatRatio, formatTable, median, parsePositiveInt, peakRssMiB, processCpuSeconds, runAsWorker,
+} from './harness.js';
 import {
   type SideRun, type StepResult, backendModule, checkFixtures, formatGiB, formatRate, formatSeconds, measureSide, parseCommon,
   preamble, pytorchScript, reportProcesses, reportWorkerError, samplesLines, threadEnv,
@@ -227,12 +228,4 @@ export async function run(args: readonly string[]): Promise<void> {
 // ---------------------------------------------------------------------------------------
 // Worker entry: node dist/bench/train.js --worker '<json>'
 
-const invokedDirectly = process.argv[1] !== undefined && pathToFileURL(path.resolve(process.argv[1])).href === import.meta.url;
-if (invokedDirectly) {
-  if (process.argv[2] !== '--worker' || process.argv[3] === undefined) {
-    console.error('bench/train.js is a worker; run the benchmark with `npm run bench -- train`');
-    process.exitCode = 2;
-  } else {
-    worker(JSON.parse(process.argv[3]) as TrainWorkerConfig).catch(reportWorkerError);
-  }
-}
+runAsWorker<TrainWorkerConfig>(import.meta.url, 'train', worker, reportWorkerError);
