@@ -8,17 +8,16 @@ import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { isPrimitive, PRIMITIVES, type Primitive } from './primitives.js';
 
-/** ReLU, conv kxk without bias, BN: keys op.1.weight, op.2.*. */
-export class ReLUConvBN extends Module implements Layer {
+/**
+ * An operation that is a Sequential under the key `op` whose first layer is a ReLU: the
+ * shape of ReLUConvBN, DilConv and SepConv in the authors' code.
+ */
+abstract class ReluSequence extends Module implements Layer {
   readonly op: Sequential;
 
-  constructor(cIn: number, cOut: number, kernel: number, stride: number, padding: number, affine: boolean) {
+  protected constructor(...afterRelu: Module[]) {
     super();
-    this.op = this.registerModule('op', new Sequential(
-      new ReLU(),
-      new Conv2d(cIn, cOut, kernel, { stride, padding }),
-      new BatchNorm2d(cOut, { affine }),
-    ));
+    this.op = this.registerModule('op', new Sequential(new ReLU(), ...afterRelu));
   }
 
   forward(x: Tensor): Tensor {
@@ -28,41 +27,34 @@ export class ReLUConvBN extends Module implements Layer {
   /** The same on an input that already went through the leading ReLU (shared by a MixedOp). */
   forwardActivated(activated: Tensor): Tensor {
     return this.op.forwardFrom(1, activated);
+  }
+}
+
+/** ReLU, conv kxk without bias, BN: keys op.1.weight, op.2.*. */
+export class ReLUConvBN extends ReluSequence {
+  constructor(cIn: number, cOut: number, kernel: number, stride: number, padding: number, affine: boolean) {
+    super(
+      new Conv2d(cIn, cOut, kernel, { stride, padding }),
+      new BatchNorm2d(cOut, { affine }),
+    );
   }
 }
 
 /** ReLU, depthwise dilated kxk, pointwise 1x1, BN. */
-export class DilConv extends Module implements Layer {
-  readonly op: Sequential;
-
+export class DilConv extends ReluSequence {
   constructor(cIn: number, cOut: number, kernel: number, stride: number, padding: number, dilation: number, affine: boolean) {
-    super();
-    this.op = this.registerModule('op', new Sequential(
-      new ReLU(),
+    super(
       new Conv2d(cIn, cIn, kernel, { stride, padding, dilation, groups: cIn }),
       new Conv2d(cIn, cOut, 1),
       new BatchNorm2d(cOut, { affine }),
-    ));
-  }
-
-  forward(x: Tensor): Tensor {
-    return this.op.forward(x);
-  }
-
-  /** The same on an input that already went through the leading ReLU (shared by a MixedOp). */
-  forwardActivated(activated: Tensor): Tensor {
-    return this.op.forwardFrom(1, activated);
+    );
   }
 }
 
 /** Two stacked (ReLU, depthwise kxk, pointwise 1x1, BN); only the first depthwise strides. */
-export class SepConv extends Module implements Layer {
-  readonly op: Sequential;
-
+export class SepConv extends ReluSequence {
   constructor(cIn: number, cOut: number, kernel: number, stride: number, padding: number, affine: boolean) {
-    super();
-    this.op = this.registerModule('op', new Sequential(
-      new ReLU(),
+    super(
       new Conv2d(cIn, cIn, kernel, { stride, padding, groups: cIn }),
       new Conv2d(cIn, cIn, 1),
       new BatchNorm2d(cIn, { affine }),
@@ -70,16 +62,7 @@ export class SepConv extends Module implements Layer {
       new Conv2d(cIn, cIn, kernel, { stride: 1, padding, groups: cIn }),
       new Conv2d(cIn, cOut, 1),
       new BatchNorm2d(cOut, { affine }),
-    ));
-  }
-
-  forward(x: Tensor): Tensor {
-    return this.op.forward(x);
-  }
-
-  /** The same on an input that already went through the leading ReLU (shared by a MixedOp). */
-  forwardActivated(activated: Tensor): Tensor {
-    return this.op.forwardFrom(1, activated);
+    );
   }
 }
 
@@ -162,7 +145,7 @@ export interface ActivatedOperation extends Layer {
 }
 
 export function startsWithRelu(op: Layer): op is ActivatedOperation {
-  return op instanceof SepConv || op instanceof DilConv || op instanceof FactorizedReduce || op instanceof ReLUConvBN;
+  return op instanceof ReluSequence || op instanceof FactorizedReduce;
 }
 
 /** Operations that keep their input untouched (drop path skips them, spec section 7). */
