@@ -332,6 +332,7 @@ async function worker(config: SearchWorkerConfig): Promise<void> {
   const model = new SearchNetwork({
     channels: config.C, layers: config.layers, k: config.K, steps: config.steps, multiplier: config.steps,
     classes: config.classes, inChannels: config.in_channels,
+    ...(process.env.PCDARTS_BENCH_RECOMPUTE === '0' ? { recomputeMixedOps: false } : {}),
   });
   model.train();
   // The step of test/fixtures/handlers/search.ts and src/run/search.ts, defaults of spec section 6.

@@ -73,17 +73,43 @@ export class MixedOp extends Module {
     (activated as Tensor | null)?.drop();
     if (this.k === 1) return mixed;
     mixedInput.drop();
-    let bypass = ops.sliceChannels(x, this.mixedChannels, c - this.mixedChannels);
-    if (this.stride === 2) {
-      const pooled = ops.maxPool2d(bypass, { kernel: 2, stride: 2 });
-      bypass.drop();
-      bypass = pooled;
+    // channel_shuffle(cat([mixed, bypass]), K) as one gather; on a normal edge the bypass
+    // channels are read straight from x.
+    if (this.stride === 1) {
+      const y = ops.gatherChannels([mixed, x], this.joinMap(), 'MixedOp join');
+      mixed.drop();
+      return y;
     }
-    const joined = ops.concatChannels([mixed, bypass]);
-    mixed.drop();
+    const bypass = ops.sliceChannels(x, this.mixedChannels, c - this.mixedChannels);
+    const pooled = ops.maxPool2d(bypass, { kernel: 2, stride: 2 });
     bypass.drop();
-    const y = ops.channelShuffle(joined, this.k);
-    joined.drop();
+    const y = ops.gatherChannels([mixed, pooled], this.joinMap(), 'MixedOp join');
+    mixed.drop();
+    pooled.drop();
     return y;
+  }
+
+  private joinMapCache: Int32Array | null = null;
+
+  /**
+   * Output channel j*K + g of channel_shuffle(cat([mixed, bypass]), K): mixed channel j for
+   * g = 0, else bypass channel (g-1)*C/K + j, which on a normal edge is x's channel g*C/K + j.
+   */
+  private joinMap(): Int32Array {
+    if (this.joinMapCache) return this.joinMapCache;
+    const { channels, k, mixedChannels } = this;
+    const map = new Int32Array(2 * channels);
+    for (let o = 0; o < channels; o++) {
+      const g = o % k;
+      const j = (o - g) / k;
+      if (g === 0) {
+        map[2 * o + 1] = j;
+      } else {
+        map[2 * o] = 1;
+        map[2 * o + 1] = (this.stride === 1 ? g : g - 1) * mixedChannels + j;
+      }
+    }
+    this.joinMapCache = map;
+    return map;
   }
 }

@@ -158,6 +158,27 @@ export interface KernelBackend {
   copyChannels(src: Float32Array, srcChannels: number, srcChannelOffset: number,
     dst: Float32Array, dstChannels: number, dstChannelOffset: number,
     count: number, batch: number, plane: number, accumulate: boolean): void;
+  /**
+   * Channel gather, one call for a whole shuffle, concatenation or slice: for every sample n
+   * and destination channel d, dst[n, d] = sources[map[2d]][n, map[2d + 1]] (source s has
+   * sourceChannels[s] channels per sample); map[2d] = -1 writes a zero plane. Every source
+   * and dst hold `batch` samples of `plane` = H*W floats per channel; dst must not alias a
+   * source.
+   */
+  gatherChannels(sources: readonly Float32Array[], sourceChannels: readonly number[],
+    dst: Float32Array, dstChannels: number, map: Int32Array, batch: number, plane: number): void;
+
+  // --- weighted sums (the MixedOp's mix) ---
+  /**
+   * out = sum_i weights[i] * xs[i], evaluated per element as ((w0*x0 + w1*x1) + w2*x2) + ...
+   * with every product and sum rounded to float32 (the order of a scale and axpys).
+   */
+  weightedSum(xs: readonly Float32Array[], weights: readonly number[], out: Float32Array, n: number): void;
+  /**
+   * dot(a, b_i) for every i, each exactly as `dot` computes it (same chunks and float64 order),
+   * reading `a` once.
+   */
+  dots(a: Float32Array, bs: readonly Float32Array[], n: number): number[];
 }
 
 /** Output size of a convolution or pooling window along one axis (floor mode). */

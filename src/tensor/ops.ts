@@ -241,8 +241,7 @@ export function weightedSum(xs: readonly Tensor[], weights: Tensor, indices: rea
   const n = xs[0].numel;
   const y = empty(xs[0].shape);
   const w = weights.data;
-  k.scale(xs[0].data, w[indices[0]], y.data, n);
-  for (let i = 1; i < xs.length; i++) k.axpy(w[indices[i]], xs[i].data, y.data, n);
+  k.weightedSum(xs.map((x) => x.data), indices.map((i) => w[i]), y.data, n);
   if (!needsGrad(weights, ...xs)) return y;
   return record(y, {
     name: 'weightedSum',
@@ -253,7 +252,8 @@ export function weightedSum(xs: readonly Tensor[], weights: Tensor, indices: rea
       let gw: Tensor | null = null;
       if (weights.requiresGrad) {
         gw = zeros(weights.shape);
-        for (let i = 0; i < xs.length; i++) gw.data[indices[i]] += k.dot(gy.data, xs[i].data, n);
+        const products = k.dots(gy.data, xs.map((x) => x.data), n);
+        for (let i = 0; i < xs.length; i++) gw.data[indices[i]] += products[i];
       }
       const gxs = xs.map((x, i) => {
         if (!x.requiresGrad) return null;
@@ -413,58 +413,26 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
 
 export function concatChannels(xs: readonly Tensor[]): Tensor {
   if (xs.length === 0) throw new Error('concatChannels: no tensors');
-  for (const x of xs) expectRank('concatChannels input', x, 4);
-  const [n, , h, w] = xs[0].shape;
-  for (const x of xs) {
-    if (x.shape[0] !== n || x.shape[2] !== h || x.shape[3] !== w) {
-      throw new Error(`concatChannels: ${shapeToString(x.shape)} does not match ${shapeToString(xs[0].shape)} outside channels`);
-    }
-  }
   const total = xs.reduce((s, x) => s + x.shape[1], 0);
-  const k = kernels();
-  const y = empty([n, total, h, w]);
-  let offset = 0;
-  for (const x of xs) {
-    k.copyChannels(x.data, x.shape[1], 0, y.data, total, offset, x.shape[1], n, h * w, false);
-    offset += x.shape[1];
-  }
-  if (!needsGrad(...xs)) return y;
-  return record(y, {
-    name: 'concatChannels',
-    inputs: xs,
-    backward: (gy) => {
-      let start = 0;
-      return xs.map((x) => {
-        const c = x.shape[1];
-        const from = start;
-        start += c;
-        if (!x.requiresGrad) return null;
-        const gx = empty(x.shape);
-        k.copyChannels(gy.data, total, from, gx.data, c, 0, c, n, h * w, false);
-        return gx;
-      });
-    },
+  const map = new Int32Array(2 * total);
+  let d = 0;
+  xs.forEach((x, s) => {
+    for (let c = 0; c < x.shape[1]; c++, d++) {
+      map[2 * d] = s;
+      map[2 * d + 1] = c;
+    }
   });
+  return gatherChannels(xs, map, 'concatChannels');
 }
 
 /** Channels [start, start + count). */
 export function sliceChannels(x: Tensor, start: number, count: number): Tensor {
   expectRank('sliceChannels input', x, 4);
-  const [n, c, h, w] = x.shape;
+  const c = x.shape[1];
   if (start < 0 || count <= 0 || start + count > c) throw new Error(`sliceChannels: [${start}, ${start + count}) outside ${c} channels`);
-  const k = kernels();
-  const y = empty([n, count, h, w]);
-  k.copyChannels(x.data, c, start, y.data, count, 0, count, n, h * w, false);
-  if (!needsGrad(x)) return y;
-  return record(y, {
-    name: 'sliceChannels',
-    inputs: [x],
-    backward: (gy) => {
-      const gx = zeros(x.shape);
-      k.copyChannels(gy.data, count, 0, gx.data, c, start, count, n, h * w, false);
-      return [gx];
-    },
-  });
+  const map = new Int32Array(2 * count);
+  for (let d = 0; d < count; d++) map[2 * d + 1] = start + d;
+  return gatherChannels([x], map, 'sliceChannels');
 }
 
 /**
@@ -473,31 +441,68 @@ export function sliceChannels(x: Tensor, start: number, count: number): Tensor {
  */
 export function channelShuffle(x: Tensor, groups: number): Tensor {
   expectRank('channelShuffle input', x, 4);
-  const [n, c, h, w] = x.shape;
+  const c = x.shape[1];
   if (c % groups !== 0) throw new Error(`channelShuffle: ${c} channels not divisible by ${groups} groups`);
-  const perGroup = c / groups;
-  const k = kernels();
-  const permute = (src: Float32Array, dst: Float32Array, inverse: boolean): void => {
-    for (let g = 0; g < groups; g++) {
-      for (let j = 0; j < perGroup; j++) {
-        const inChannel = g * perGroup + j;
-        const outChannel = j * groups + g;
-        if (inverse) k.copyChannels(src, c, outChannel, dst, c, inChannel, 1, n, h * w, false);
-        else k.copyChannels(src, c, inChannel, dst, c, outChannel, 1, n, h * w, false);
-      }
+  return gatherChannels([x], channelShuffleMap(c, groups), 'channelShuffle');
+}
+
+/** The gather map of channelShuffle over C channels of one source (see gatherChannels). */
+export function channelShuffleMap(channels: number, groups: number): Int32Array {
+  const perGroup = channels / groups;
+  const map = new Int32Array(2 * channels);
+  for (let g = 0; g < groups; g++) {
+    for (let j = 0; j < perGroup; j++) map[2 * (j * groups + g) + 1] = g * perGroup + j;
+  }
+  return map;
+}
+
+/**
+ * y[:, d] = xs[map[2d]][:, map[2d + 1]]; map[2d] = -1 gives a zero channel. Concatenation,
+ * slicing, the channel shuffle and the MixedOp's shuffled join of its mixed and bypass
+ * channels are all one gather (one kernel call, one pass over the data). Every source
+ * channel may be read at most once, so the backward is a gather as well (zeros where a
+ * channel was not read).
+ */
+export function gatherChannels(xs: readonly Tensor[], map: Int32Array, what = 'gatherChannels'): Tensor {
+  if (xs.length === 0) throw new Error(`${what}: no tensors`);
+  for (const x of xs) expectRank(`${what} input`, x, 4);
+  const [n, , h, w] = xs[0].shape;
+  for (const x of xs) {
+    if (x.shape[0] !== n || x.shape[2] !== h || x.shape[3] !== w) {
+      throw new Error(`${what}: ${shapeToString(x.shape)} does not match ${shapeToString(xs[0].shape)} outside channels`);
     }
-  };
-  const y = empty(x.shape);
-  permute(x.data, y.data, false);
-  if (!needsGrad(x)) return y;
+  }
+  if (map.length % 2 !== 0) throw new Error(`${what}: map has an odd length ${map.length}`);
+  const channels = map.length / 2;
+  const sourceChannels = xs.map((x) => x.shape[1]);
+  const k = kernels();
+  const y = empty([n, channels, h, w]);
+  k.gatherChannels(xs.map((x) => x.data), sourceChannels, y.data, channels, map, n, h * w);
+  if (!needsGrad(...xs)) return y;
+  // Inverse maps: source channel <- output channel (or zeros).
+  const inverse = xs.map((x) => {
+    const m = new Int32Array(2 * x.shape[1]);
+    for (let c = 0; c < x.shape[1]; c++) m[2 * c] = -1;
+    return m;
+  });
+  for (let d = 0; d < channels; d++) {
+    const s = map[2 * d];
+    if (s < 0) continue;
+    const m = inverse[s];
+    const c = map[2 * d + 1];
+    if (m[2 * c] !== -1) throw new Error(`${what}: source ${s} channel ${c} is read twice`);
+    m[2 * c] = 0;
+    m[2 * c + 1] = d;
+  }
   return record(y, {
-    name: 'channelShuffle',
-    inputs: [x],
-    backward: (gy) => {
+    name: what,
+    inputs: xs,
+    backward: (gy) => xs.map((x, s) => {
+      if (!x.requiresGrad) return null;
       const gx = empty(x.shape);
-      permute(gy.data, gx.data, true);
-      return [gx];
-    },
+      k.gatherChannels([gy.data], [channels], gx.data, x.shape[1], inverse[s], n, h * w);
+      return gx;
+    }),
   });
 }
 

@@ -430,6 +430,58 @@ describe('wasm copyChannels matches the reference', () => {
   }
 });
 
+describe('wasm gatherChannels matches the reference', () => {
+  for (const plane of [1, 7, 64, 300]) {
+    it(`plane ${plane}: shuffled join of two sources with zero channels`, () => {
+      const rng = new Random(450 + plane);
+      const batch = 3;
+      const a = randn(rng, batch * 2 * plane);
+      const b = randn(rng, batch * 5 * plane);
+      // 8 output channels: some from a, some from b, two zero, in a scrambled order.
+      const map = Int32Array.from([1, 4, 0, 1, -1, 0, 1, 0, 1, 2, 0, 0, -1, 0, 1, 3]);
+      const dst = garbage(wasm, batch * 8 * plane);
+      wasm.gatherChannels([on(wasm, a), on(wasm, b)], [2, 5], dst, 8, map, batch, plane);
+      const dstRef = new Float32Array(batch * 8 * plane).fill(Number.NaN);
+      ref.gatherChannels([a, b], [2, 5], dstRef, 8, map, batch, plane);
+      assertBitwise(dst, dstRef, 'dst');
+      // Spot-check the reference itself: sample 2, channel 0 is b's channel 4; channel 2 is zero.
+      assert.equal(dstRef[(2 * 8 + 0) * plane], b[(2 * 5 + 4) * plane]);
+      assert.equal(dstRef[(2 * 8 + 2) * plane + plane - 1], 0);
+    });
+  }
+  it('rejects a map reading outside a source', () => {
+    const x = on(wasm, new Float32Array(4));
+    assert.throws(() => wasm.gatherChannels([x], [2], garbage(wasm, 4), 2, Int32Array.from([0, 0, 0, 2]), 1, 2), /outside the sources/);
+    assert.throws(() => ref.gatherChannels([new Float32Array(4)], [2], new Float32Array(4), 2, Int32Array.from([1, 0, 0, 1]), 1, 2), /outside the sources/);
+  });
+});
+
+describe('wasm weightedSum and dots', () => {
+  for (const n of [1, 13, 4096 * 3 + 5, 100_003]) {
+    it(`n = ${n}: weightedSum is bitwise scale + axpys and the reference; dots is bitwise dot`, () => {
+      const rng = new Random(470 + n);
+      const xs = Array.from({ length: 7 }, () => randn(rng, n));
+      const weights = [0.31, -1.7, 0.05, 2.5, 0.125, -0.6, 0.9].map(Math.fround);
+      const wxs = xs.map((x) => on(wasm, x));
+      const out = garbage(wasm, n);
+      wasm.weightedSum(wxs, weights, out, n);
+      const chain = garbage(wasm, n);
+      wasm.scale(wxs[0], weights[0], chain, n);
+      for (let i = 1; i < 7; i++) wasm.axpy(weights[i], wxs[i], chain, n);
+      assertBitwise(out, chain, 'weightedSum vs scale + axpy');
+      const outRef = new Float32Array(n);
+      ref.weightedSum(xs, weights, outRef, n);
+      assertBitwise(out, outRef, 'weightedSum vs reference');
+
+      const gy = on(wasm, randn(rng, n));
+      const products = wasm.dots(gy, wxs, n);
+      wxs.forEach((x, i) => assert.equal(products[i], wasm.dot(gy, x, n), `dots[${i}]`));
+      const productsRef = ref.dots(gy, xs, n);
+      productsRef.forEach((p, i) => assert.ok(Math.abs(products[i] - p) <= 1e-9 * (1 + Math.abs(p)), `dots[${i}] vs reference`));
+    });
+  }
+});
+
 // ------------------------------------------------------------------ pooling
 
 describe('wasm pooling matches the reference', () => {

@@ -74,3 +74,9 @@ test('a full training-style step leaves no intermediate alive', () => {
   // Only the leaf gradient (same size as w) was added.
   assert.equal(backend.memoryStats().liveBytes - before, w.numel * 4);
 });
+
+test('gatherChannels refuses a map that reads a source channel twice when a gradient is needed', () => {
+  const x = parameter(new Float32Array(8), [1, 2, 2, 2]);
+  assert.throws(() => ops.gatherChannels([x], Int32Array.from([0, 1, 0, 1])), /source 0 channel 1 is read twice/);
+  assert.throws(() => ops.gatherChannels([x], Int32Array.from([0, 1, 0])), /odd length/);
+});

@@ -171,6 +171,8 @@ for (const backend of ['ref', 'wasm']) {
       gradCheck('concatChannels', [{ shape: [2, 1, 3, 3] }, { shape: [2, 3, 3, 3] }], ([a, b]) => ops.concatChannels([a, b, a]));
       gradCheck('sliceChannels', [{ shape: [2, 5, 2, 3] }], ([x]) => ops.sliceChannels(x, 1, 3));
       gradCheck('channelShuffle', [{ shape: [2, 6, 2, 2] }], ([x]) => ops.channelShuffle(x, 3));
+      gradCheck('gatherChannels', [{ shape: [2, 2, 2, 3] }, { shape: [2, 3, 2, 3] }],
+        ([a, b]) => ops.gatherChannels([a, b], Int32Array.from([1, 2, -1, 0, 0, 1, 1, 0])));
       gradCheck('cropTopLeft', [{ shape: [2, 2, 4, 5] }], ([x]) => ops.cropTopLeft(x, 1));
     });
     test('softmax, log-softmax, segment softmax', () => {

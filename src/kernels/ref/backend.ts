@@ -539,6 +539,56 @@ export class ReferenceBackend implements KernelBackend {
       }
     }
   }
+
+  gatherChannels(sources: readonly Float32Array[], sourceChannels: readonly number[],
+    dst: Float32Array, dstChannels: number, map: Int32Array, batch: number, plane: number): void {
+    checkGatherMap(sources, sourceChannels, dstChannels, map, 'ref');
+    sources.forEach((src, s) => need(src, batch * sourceChannels[s] * plane, `gatherChannels source ${s}`));
+    need(dst, batch * dstChannels * plane, 'gatherChannels dst');
+    for (let n = 0; n < batch; n++) {
+      for (let d = 0; d < dstChannels; d++) {
+        const s = map[2 * d];
+        const at = (n * dstChannels + d) * plane;
+        if (s < 0) {
+          dst.fill(0, at, at + plane);
+          continue;
+        }
+        const from = (n * sourceChannels[s] + map[2 * d + 1]) * plane;
+        dst.set(sources[s].subarray(from, from + plane), at);
+      }
+    }
+  }
+
+  weightedSum(xs: readonly Float32Array[], weights: readonly number[], out: Float32Array, n: number): void {
+    if (xs.length === 0 || xs.length !== weights.length) throw new Error(`ref backend: weightedSum of ${xs.length} inputs with ${weights.length} weights`);
+    xs.forEach((x, i) => need(x, n, `weightedSum input ${i}`));
+    need(out, n, 'weightedSum out');
+    const w = Float32Array.from(weights);
+    for (let j = 0; j < n; j++) {
+      let acc = Math.fround(w[0] * xs[0][j]);
+      for (let i = 1; i < xs.length; i++) acc = Math.fround(acc + Math.fround(w[i] * xs[i][j]));
+      out[j] = acc;
+    }
+  }
+
+  dots(a: Float32Array, bs: readonly Float32Array[], n: number): number[] {
+    return bs.map((b) => this.dot(a, b, n));
+  }
+}
+
+/** Validates a gatherChannels map (shared by the backends). */
+export function checkGatherMap(sources: readonly unknown[], sourceChannels: readonly number[], dstChannels: number,
+  map: Int32Array, backend: string): void {
+  if (sources.length !== sourceChannels.length) throw new Error(`${backend} backend: gatherChannels has ${sources.length} sources and ${sourceChannels.length} channel counts`);
+  if (map.length !== 2 * dstChannels) throw new Error(`${backend} backend: gatherChannels map has ${map.length} entries, expected ${2 * dstChannels}`);
+  for (let d = 0; d < dstChannels; d++) {
+    const s = map[2 * d];
+    const c = map[2 * d + 1];
+    if (s === -1) continue;
+    if (s < 0 || s >= sources.length || c < 0 || c >= sourceChannels[s]) {
+      throw new Error(`${backend} backend: gatherChannels channel ${d} reads source ${s} channel ${c}, outside the sources`);
+    }
+  }
 }
 
 /** [start, end) of the input cells covered by output position `o` along one axis (clipped to the input). */

@@ -19,8 +19,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { BatchNormGeometry, ConvGeometry, KernelBackend, PoolGeometry } from '../backend.js';
+import { checkGatherMap } from '../ref/backend.js';
 import { registerBackend } from '../registry.js';
 import {
   ARGS_BYTE_OFFSET, CLOSED, CONTROL_BYTES, MAX_ARGS, MAX_GEN, MAX_PARTS, PART_BITS,
@@ -55,11 +57,27 @@ const KERNELS = [
   'dwForward', 'dwGradInput', 'dwGradWeight',
   'bnPlaneSums', 'bnMean', 'bnPlaneSqDev', 'bnInvStd', 'bnPlaneAffine',
   'bnPlaneGradSums', 'bnGradFinish', 'bnPlaneTrainBackward', 'bnPlaneApplyBackward',
-  'relu', 'reluBackward', 'add', 'axpy', 'scale', 'dot', 'copyChannels',
+  'relu', 'reluBackward', 'add', 'axpy', 'scale', 'dot', 'copyChannels', 'gatherChannels', 'weightedSum', 'dots',
   'maxPool', 'avgPool', 'maxPoolBackward', 'avgPoolBackward',
   'linear', 'linearGradInput', 'linearGradWeight',
 ] as const;
 type KernelName = (typeof KERNELS)[number];
+/**
+ * PCDARTS_KERNEL_PROFILE=1: wall time per kernel (dispatch and waiting included), printed to
+ * stderr at exit. A diagnostic for profiling; off, it costs one comparison per call.
+ */
+const kernelProfile: Map<string, { calls: number; ms: number }> | null =
+  process.env.PCDARTS_KERNEL_PROFILE === '1' ? new Map() : null;
+if (kernelProfile !== null) {
+  process.on('exit', () => {
+    const rows = [...kernelProfile.entries()].sort((a, b) => b[1].ms - a[1].ms);
+    const total = rows.reduce((sum, [, e]) => sum + e.ms, 0);
+    process.stderr.write(`kernel profile (wall ms, dispatch included): total ${total.toFixed(0)} ms\n`);
+    for (const [name, e] of rows) {
+      process.stderr.write(`  ${name.padEnd(22)} ${e.ms.toFixed(1).padStart(10)} ms ${String(e.calls).padStart(8)} calls ${(100 * e.ms / total).toFixed(1).padStart(5)} %\n`);
+    }
+  });
+}
 const KERNEL_INDEX = new Map<string, number>(KERNELS.map((name, i) => [name, i]));
 
 /** Exports that size things (the kernels' scratch layouts live on the AssemblyScript side). */
@@ -343,6 +361,19 @@ export class WasmBackend implements KernelBackend {
    */
   private run(name: KernelName, nparts: number, costNs: number, args: number[]): void {
     if (nparts <= 0) return;
+    if (kernelProfile !== null) {
+      const start = performance.now();
+      this.dispatch(name, nparts, costNs, args);
+      const entry = kernelProfile.get(name) ?? { calls: 0, ms: 0 };
+      entry.calls++;
+      entry.ms += performance.now() - start;
+      kernelProfile.set(name, entry);
+      return;
+    }
+    this.dispatch(name, nparts, costNs, args);
+  }
+
+  private dispatch(name: KernelName, nparts: number, costNs: number, args: number[]): void {
     const index = KERNEL_INDEX.get(name) as number;
     const fn = this.fns[index];
     if (this.workers.length === 0 || nparts === 1 || nparts > MAX_PARTS || costNs < this.parallelThresholdNs) {
@@ -717,6 +748,59 @@ export class WasmBackend implements KernelBackend {
     this.run('copyChannels', batch, (batch * count * plane) / 8, [
       so, srcChannels, srcChannelOffset, dO, dstChannels, dstChannelOffset, count, plane, accumulate ? 1 : 0,
     ]);
+  }
+
+  gatherChannels(sources: readonly Float32Array[], sourceChannels: readonly number[],
+    dst: Float32Array, dstChannels: number, map: Int32Array, batch: number, plane: number): void {
+    checkGatherMap(sources, sourceChannels, dstChannels, map, 'wasm');
+    const offsets = sources.map((src, s) => this.off(src, batch * sourceChannels[s] * plane, `gatherChannels source ${s}`));
+    const dO = this.off(dst, batch * dstChannels * plane, 'gatherChannels dst');
+    if (batch === 0 || dstChannels === 0 || plane === 0) return;
+    const table = this.scratchBlock(dstChannels * 8);
+    const entries = new Uint32Array(this.heap.current, table, dstChannels * 2);
+    for (let d = 0; d < dstChannels; d++) {
+      const s = map[2 * d];
+      if (s < 0) {
+        entries[2 * d] = 0;
+        entries[2 * d + 1] = 0;
+      } else {
+        entries[2 * d] = offsets[s] + map[2 * d + 1] * plane * 4;
+        entries[2 * d + 1] = sourceChannels[s] * plane * 4;
+      }
+    }
+    const units = batch * dstChannels;
+    const { parts, perPart } = this.partsFor(units);
+    this.run('gatherChannels', parts, (units * plane) / 8, [table, dO, dstChannels, plane, units, perPart]);
+  }
+
+  weightedSum(xs: readonly Float32Array[], weights: readonly number[], out: Float32Array, n: number): void {
+    if (xs.length === 0 || xs.length !== weights.length) throw new Error(`wasm backend: weightedSum of ${xs.length} inputs with ${weights.length} weights`);
+    const offsets = xs.map((x, i) => this.off(x, n, `weightedSum input ${i}`));
+    const oo = this.off(out, n, 'weightedSum out');
+    const count = xs.length;
+    const table = this.scratchBlock(count * 8);
+    new Uint32Array(this.heap.current, table, count).set(offsets);
+    new Float32Array(this.heap.current, table + count * 4, count).set(weights);
+    const { parts, chunk } = this.elementParts(n);
+    this.run('weightedSum', parts, (n * (count + 1)) / 8, [table, count, oo, n, chunk]);
+  }
+
+  dots(a: Float32Array, bs: readonly Float32Array[], n: number): number[] {
+    const ao = this.off(a, n, 'dots a');
+    const offsets = bs.map((b, i) => this.off(b, n, `dots b${i}`));
+    if (n <= 0) return bs.map(() => 0);
+    const count = bs.length;
+    const chunk = DOT_CHUNK * Math.max(1, Math.ceil(n / (DOT_CHUNK * 2048)));
+    const parts = Math.ceil(n / chunk);
+    const partialBytes = roundUp(parts * count * 8, ALIGN);
+    const partials = this.scratchBlock(partialBytes + count * 4);
+    const table = partials + partialBytes;
+    new Uint32Array(this.heap.current, table, count).set(offsets);
+    this.run('dots', parts, (n * (count + 1)) / 8, [ao, table, count, n, chunk, partials]);
+    const values = new Float64Array(this.heap.current, partials, parts * count);
+    const totals = new Array<number>(count).fill(0);
+    for (let p = 0; p < parts; p++) for (let k = 0; k < count; k++) totals[k] += values[p * count + k];
+    return totals;
   }
 }
 

@@ -2,7 +2,7 @@
 // [part * chunk, min(n, (part + 1) * chunk)); chunk is a multiple of 16.
 // Outputs may alias inputs (each element is read before it is written).
 
-import { addF32, at, at64, copyF32, imin } from './common';
+import { addF32, at, at64, copyF32, fillF32, imin } from './common';
 
 /** y = x > 0 ? x : 0. pmax(0, x) = 0 < x ? x : 0 is exactly that (NaN and -0 give 0), branch-free. */
 export function relu(x: usize, y: usize, n: i32, chunk: i32, part: i32, tid: i32): void {
@@ -106,4 +106,66 @@ export function copyChannels(
   const d = at(dst, (part * dstChannels + dstOffset) * plane);
   if (accumulate) addF32(d, s, span);
   else copyF32(d, s, span);
+}
+
+/**
+ * Part = units [part * perPart, ...) of the (sample, destination channel) planes of dst, in
+ * memory order. table: per destination channel two u32: the address of sample 0's source
+ * plane (0: write zeros) and the source's sample stride in bytes.
+ */
+export function gatherChannels(
+  table: usize, dst: usize, dstChannels: i32, plane: i32, units: i32, perPart: i32, part: i32, tid: i32,
+): void {
+  const u1 = imin(units, (part + 1) * perPart);
+  for (let u = part * perPart; u < u1; u++) {
+    const n = u / dstChannels;
+    const entry = table + (<usize>(u - n * dstChannels) << 3);
+    const src = load<u32>(entry);
+    const out = at(dst, u * plane);
+    if (src == 0) fillF32(out, plane, 0);
+    else copyF32(out, <usize>src + <usize>n * <usize>load<u32>(entry, 4), plane);
+  }
+}
+
+/**
+ * out = ((w0 * x0 + w1 * x1) + w2 * x2) + ... per element, every step rounded to float32 (the
+ * order of a scale followed by axpys). table: `count` u32 input addresses, then `count` f32
+ * weights.
+ */
+export function weightedSum(table: usize, count: i32, out: usize, n: i32, chunk: i32, part: i32, tid: i32): void {
+  const i1 = imin(n, (part + 1) * chunk);
+  const weights = table + (<usize>count << 2);
+  const x0 = <usize>load<u32>(table);
+  const w0 = f32x4.splat(load<f32>(weights));
+  let i = part * chunk;
+  for (; i + 8 <= i1; i += 8) {
+    let a = f32x4.mul(w0, v128.load(at(x0, i)));
+    let b = f32x4.mul(w0, v128.load(at(x0, i), 16));
+    for (let k = 1; k < count; k++) {
+      const x = <usize>load<u32>(table + (<usize>k << 2));
+      const w = f32x4.splat(load<f32>(weights + (<usize>k << 2)));
+      a = f32x4.add(a, f32x4.mul(w, v128.load(at(x, i))));
+      b = f32x4.add(b, f32x4.mul(w, v128.load(at(x, i), 16)));
+    }
+    v128.store(at(out, i), a);
+    v128.store(at(out, i), b, 16);
+  }
+  for (; i < i1; i++) {
+    let acc = load<f32>(weights) * load<f32>(at(x0, i));
+    for (let k = 1; k < count; k++) {
+      acc += load<f32>(weights + (<usize>k << 2)) * load<f32>(at(<usize>load<u32>(table + (<usize>k << 2)), i));
+    }
+    store<f32>(at(out, i), acc);
+  }
+}
+
+/**
+ * partials[part * count + k] = `dot`'s chunk partial of a and the k-th vector of `table`
+ * (count u32 addresses): the same float64 accumulation per vector, with a's chunk read from
+ * cache after the first.
+ */
+export function dots(a: usize, table: usize, count: i32, n: i32, chunk: i32, partials: usize, part: i32, tid: i32): void {
+  for (let k = 0; k < count; k++) {
+    dot(a, <usize>load<u32>(table + (<usize>k << 2)), n, chunk, partials + (<usize>(part * count + k) << 3) - (<usize>part << 3), part, tid);
+  }
 }
