@@ -708,6 +708,33 @@ describe('wasm allocator', () => {
     be.dispose();
   });
 
+  it('merges freed neighbours and splits larger blocks (best fit), so mixed sizes reuse memory', () => {
+    const be = new WasmBackend({ threads: 1 });
+    const keep = be.alloc(64);
+    const a = be.alloc(1024); // 4096 bytes each
+    const b = be.alloc(1024);
+    const c = be.alloc(1024);
+    const fence = be.alloc(64); // keeps c's right neighbour in use
+    be.free(a);
+    be.free(b);
+    // a and b merged: a block of 2048 floats fits exactly where a was.
+    const ab = be.alloc(2048);
+    assert.equal(ab.byteOffset, a.byteOffset);
+    be.free(ab);
+    // A smaller request splits the merged block; the rest serves the next one.
+    const small = be.alloc(256);
+    assert.equal(small.byteOffset, a.byteOffset);
+    const rest = be.alloc(1024);
+    assert.equal(rest.byteOffset, a.byteOffset + 1024);
+    // Freeing everything above `keep` lowers the bump pointer back to it.
+    for (const v of [small, rest, c, fence]) be.free(v);
+    const again = be.alloc(4096);
+    assert.equal(again.byteOffset, a.byteOffset);
+    be.free(again);
+    be.free(keep);
+    be.dispose();
+  });
+
   it('grows the memory; old views keep their contents and kernels see new blocks', () => {
     const be = new WasmBackend({ threads: 2, parallelThresholdNs: 0 });
     const reserved = be.memoryStats().reservedBytes;

@@ -101,13 +101,23 @@ function wasmUrl(): URL {
  * Float32 blocks in a growable shared wasm memory. Handed-out blocks are tracked by offset
  * together with the view given out, so a second free of a recycled block (a different
  * view) is ignored instead of freeing someone else's buffer.
+ *
+ * Best fit with splitting and coalescing: a request takes the smallest free block that
+ * holds it (the rest stays free), a freed block merges with free neighbours, and a free
+ * block reaching the bump pointer lowers it. A step allocates tensors of many sizes whose
+ * lifetimes interleave; exact-size free lists reserved 1.5x the live peak for that, this
+ * keeps reserved memory close to it.
  */
 class SharedHeap {
   private buffer: SharedArrayBuffer;
   /** Every buffer object the memory has had (the object changes on grow). */
   private readonly buffers = new WeakSet<ArrayBufferLike>();
   private top: number;
-  private readonly freeLists = new Map<number, number[]>();
+  /** Free blocks: offset -> bytes, end -> offset, bytes -> offsets; `sizes` lists the keys of bySize in order. */
+  private readonly freeAt = new Map<number, number>();
+  private readonly freeEnding = new Map<number, number>();
+  private readonly bySize = new Map<number, Set<number>>();
+  private readonly sizes: number[] = [];
   private readonly live = new Map<number, { view: Float32Array; bytes: number }>();
   liveBytes = 0;
   peakBytes = 0;
@@ -158,34 +168,78 @@ class SharedHeap {
     return { offset: this.take(rounded), bytes: rounded };
   }
 
+  /** Returns [offset, offset + bytes) to the free space, merged with free neighbours. */
   release(offset: number, bytes: number): void {
-    let list = this.freeLists.get(bytes);
-    if (list === undefined) {
-      list = [];
-      this.freeLists.set(bytes, list);
+    const leftStart = this.freeEnding.get(offset);
+    if (leftStart !== undefined) {
+      const leftBytes = this.freeAt.get(leftStart) as number;
+      this.unlink(leftStart, leftBytes);
+      offset = leftStart;
+      bytes += leftBytes;
     }
-    list.push(offset);
+    const rightBytes = this.freeAt.get(offset + bytes);
+    if (rightBytes !== undefined) {
+      this.unlink(offset + bytes, rightBytes);
+      bytes += rightBytes;
+    }
+    if (offset + bytes === this.top) {
+      this.top = offset;
+      return;
+    }
+    this.link(offset, bytes);
   }
 
   private take(bytes: number): number {
-    const exact = this.freeLists.get(bytes);
-    if (exact !== undefined && exact.length > 0) return exact.pop() as number;
+    const i = this.firstSizeAtLeast(bytes);
+    if (i < this.sizes.length) {
+      const size = this.sizes[i];
+      const offset = (this.bySize.get(size) as Set<number>).values().next().value as number;
+      this.unlink(offset, size);
+      // The rest's right neighbour is in use (free blocks are always merged), so no merge.
+      if (size > bytes) this.link(offset + bytes, size - bytes);
+      return offset;
+    }
     if (this.top + bytes + TOP_SLACK <= this.buffer.byteLength || this.grow(this.top + bytes + TOP_SLACK)) {
       const offset = this.top;
       this.top += bytes;
       return offset;
     }
-    // Memory is at its maximum: split the smallest larger free block.
-    let bestSize = Infinity;
-    for (const [size, list] of this.freeLists) {
-      if (size > bytes && size < bestSize && list.length > 0) bestSize = size;
+    throw new Error(`wasm backend: out of memory allocating ${bytes} bytes (${this.buffer.byteLength} reserved)`);
+  }
+
+  /** Index in `sizes` of the smallest free size >= bytes (sizes.length if none). */
+  private firstSizeAtLeast(bytes: number): number {
+    let lo = 0;
+    let hi = this.sizes.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.sizes[mid] < bytes) lo = mid + 1;
+      else hi = mid;
     }
-    if (bestSize === Infinity) {
-      throw new Error(`wasm backend: out of memory allocating ${bytes} bytes (${this.buffer.byteLength} reserved)`);
+    return lo;
+  }
+
+  private link(offset: number, bytes: number): void {
+    this.freeAt.set(offset, bytes);
+    this.freeEnding.set(offset + bytes, offset);
+    let set = this.bySize.get(bytes);
+    if (set === undefined) {
+      set = new Set();
+      this.bySize.set(bytes, set);
+      this.sizes.splice(this.firstSizeAtLeast(bytes), 0, bytes);
     }
-    const offset = (this.freeLists.get(bestSize) as number[]).pop() as number;
-    this.release(offset + bytes, bestSize - bytes); // sizes are multiples of SIZE_CLASS
-    return offset;
+    set.add(offset);
+  }
+
+  private unlink(offset: number, bytes: number): void {
+    this.freeAt.delete(offset);
+    this.freeEnding.delete(offset + bytes);
+    const set = this.bySize.get(bytes) as Set<number>;
+    set.delete(offset);
+    if (set.size === 0) {
+      this.bySize.delete(bytes);
+      this.sizes.splice(this.firstSizeAtLeast(bytes), 1);
+    }
   }
 
   /** Grows so that `end` bytes fit: at least 1/4 more each time, to keep growth events rare. */
