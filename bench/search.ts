@@ -21,7 +21,7 @@ import { FirstOrderArchitect, withFrozen } from '../src/darts/architect.js';
 import { SearchNetwork } from '../src/darts/search-network.js';
 import { setBackend } from '../src/kernels/registry.js';
 import { clipGradNorm, SGD } from '../src/nn/optim.js';
-import { backward } from '../src/tensor/autograd.js';
+import { backward, DEFAULT_ACTIVATION_BUDGET_BYTES } from '../src/tensor/autograd.js';
 import * as ops from '../src/tensor/ops.js';
 import { manualSeed, Random } from '../src/tensor/random.js';
 import { type Tensor, fromArray, tidy } from '../src/tensor/tensor.js';
@@ -187,6 +187,8 @@ export interface CommonOptions {
   python: string;
   backend: string;
   verbose: boolean;
+  /** Our side: MiB of activations kept before recomputing (null: the library default). */
+  activationBudgetMiB: number | null;
 }
 
 /**
@@ -198,6 +200,7 @@ export function parseCommon(
 ): CommonOptions | null {
   const options: CommonOptions = {
     threads: availableCores(), warmup: 2, repeat: 3, pytorch: false, python: defaultPython(), backend: 'wasm', verbose: false,
+    activationBudgetMiB: null,
   };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
@@ -221,6 +224,11 @@ export function parseCommon(
       case '--python': options.python = value(); break;
       case '--backend': options.backend = value(); break;
       case '--verbose': options.verbose = true; break;
+      case '--activation-budget': {
+        const v = value();
+        options.activationBudgetMiB = v === '0' ? 0 : parsePositiveInt('--activation-budget', v);
+        break;
+      }
       default:
         if (!extra(flag, value)) throw new Error(`unknown option '${arg}'\n\n${help}`);
     }
@@ -305,6 +313,8 @@ export interface SearchWorkerConfig {
   warmup: number;
   repeat: number;
   seed: number;
+  /** Our side: MiB of activations kept before recomputing (absent: the library default). */
+  activation_budget_mib?: number;
   /** PyTorch side only: no architecture gradients in the weight step (as ours). */
   freeze_arch?: boolean;
 }
@@ -332,7 +342,7 @@ async function worker(config: SearchWorkerConfig): Promise<void> {
   const model = new SearchNetwork({
     channels: config.C, layers: config.layers, k: config.K, steps: config.steps, multiplier: config.steps,
     classes: config.classes, inChannels: config.in_channels,
-    ...(process.env.PCDARTS_BENCH_RECOMPUTE === '0' ? { recomputeMixedOps: false } : {}),
+    ...(config.activation_budget_mib === undefined ? {} : { activationBudgetBytes: config.activation_budget_mib * 2 ** 20 }),
   });
   model.train();
   // The step of test/fixtures/handlers/search.ts and src/run/search.ts, defaults of spec section 6.
@@ -411,6 +421,8 @@ options:
   --no-check            skip check_fixtures.py
   --fixtures DIR        fixture folder for check_fixtures.py (default ../shared/fixtures/pytorch)
   --backend wasm|ref    our kernel backend (default wasm)
+  --activation-budget MIB  our side: MiB of activations kept before MixedOps recompute
+                        (default: the library's, ${DEFAULT_ACTIVATION_BUDGET_BYTES / 2 ** 20}; 0 recomputes all)
   --python PATH         interpreter with torch (default: $PCDARTS_PYTHON or /usr/bin/python3)
   --verbose             also print every timed step`;
 
@@ -464,6 +476,7 @@ export async function run(args: readonly string[]): Promise<void> {
   const runs: { config: SearchConfigId; ours: SideRun; torch: SideRun | null }[] = [];
   for (const config of configs) {
     const workerConfig: SearchWorkerConfig = {
+      ...(options.activationBudgetMiB === null ? {} : { activation_budget_mib: options.activationBudgetMiB }),
       backend: options.backend, threads: options.threads, C: channels, layers, K: config.k, steps: 4, batch: config.batch,
       hw: 32, classes: 10, in_channels: 3, warmup: options.warmup, repeat: options.repeat, seed: 1,
     };

@@ -49,6 +49,8 @@ export interface TrainWorkerConfig {
   warmup: number;
   repeat: number;
   seed: number;
+  /** Our side: MiB of activations kept before recomputing (absent: the library default). */
+  activation_budget_mib?: number;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -61,6 +63,7 @@ async function worker(config: TrainWorkerConfig): Promise<void> {
   const model = new NetworkCIFAR({
     genotype: config.genotype, channels: config.C, layers: config.layers, classes: config.classes, auxiliary: true,
     dropPathProb: config.drop_path_prob, inChannels: 3,
+    ...(config.activation_budget_mib === undefined ? {} : { activationBudgetBytes: config.activation_budget_mib * 2 ** 20 }),
   });
   model.train();
   const params = model.parameters();
@@ -130,6 +133,8 @@ options:
   --drop-path P       drop-path probability (default 0.3)
   --check             run check_fixtures.py first (the search bench does it by default)
   --backend wasm|ref  our kernel backend (default wasm)
+  --activation-budget MIB  our side: MiB of activations kept before cells recompute
+                      (default: the library's; 0 recomputes all)
   --python PATH       interpreter with torch (default: $PCDARTS_PYTHON or /usr/bin/python3)
   --verbose           also print every timed step`;
 
@@ -183,6 +188,7 @@ export async function run(args: readonly string[]): Promise<void> {
   for (const batch of batches) {
     const id = `b${batch}`;
     const workerConfig: TrainWorkerConfig = {
+      ...(options.activationBudgetMiB === null ? {} : { activation_budget_mib: options.activationBudgetMiB }),
       backend: options.backend, threads: options.threads, genotypeName, genotype, C: channels, layers, batch, hw: 32, classes: 10,
       drop_path_prob: dropPath, auxiliary_weight: 0.4, warmup: options.warmup, repeat: options.repeat, seed: 1,
     };

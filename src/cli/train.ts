@@ -55,6 +55,7 @@ export function trainCommand(): Command {
     .addOption(new Option('--limit-train <n>', 'use only the first N training images, for quick runs (default: all)').argParser(parseInteger))
     .addOption(new Option('--limit-test <n>', 'evaluate only the first N test images, for quick runs (default: all)').argParser(parseInteger))
     .addOption(new Option('--threads <n>', 'kernel threads; results do not depend on it (default: all cores, or PCDARTS_THREADS)').argParser(parseInteger))
+    .addOption(new Option('--activation-budget <mib>', `MiB of activations kept before the rest is recomputed in backward: faster with more memory, 0 recomputes all; results do not depend on it (default: ${DEFAULT_TRAIN_RUNTIME.activationBudgetMiB})`).argParser(parseInteger))
     .addOption(new Option('--checkpoint-every <n>', 'write a checkpoint every N steps, and at every epoch end').argParser(parseInteger).default(DEFAULT_TRAIN_RUNTIME.checkpointEvery))
     .addOption(new Option('--out <dir>', 'new run directory (default: runs/train-<date>-<time>)'))
     .addOption(new Option('--resume <dir>', 'continue the run in DIR from its last checkpoint; other flags must match the run or be left out'))
@@ -70,6 +71,7 @@ async function runTrainCommand(command: Command): Promise<number> {
   const err = (line: string): void => { process.stderr.write(`pcdarts train: ${line}\n`); };
   const runtime: Partial<TrainRuntime> = {
     threads: options.threads as number | undefined,
+    activationBudgetMiB: options.activationBudget as number | undefined,
     checkpointEvery: fromCli('checkpointEvery') ? options.checkpointEvery as number : undefined,
   };
   const nodes = options.nodes as number | undefined;

@@ -5,6 +5,7 @@
  */
 import { BatchNorm2d } from '../nn/layers.js';
 import { Module, ModuleList, Sequential, type Layer } from '../nn/module.js';
+import { kernels } from '../kernels/registry.js';
 import { checkpoint } from '../tensor/autograd.js';
 import * as ops from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -34,17 +35,25 @@ export class MixedOp extends Module {
   }
 
   /**
-   * `weights` holds softmaxed alphas; this edge's 8 weights start at `weightOffset`
-   * (flat index into weights). The gradient flows into them.
-   */
-  /**
    * Recompute this MixedOp's internals in backward instead of keeping them (the operation
    * outputs and everything inside them): one more forward for a fraction of the memory.
    */
   recompute = false;
+  /**
+   * With `recompute`, the internals are still kept while the backend's live memory is below
+   * this many bytes when the forward starts (0: always recompute). Results are bitwise the
+   * same either way; only time and memory change.
+   */
+  keepBelowBytes = 0;
 
+  /**
+   * `weights` holds softmaxed alphas; this edge's 8 weights start at `weightOffset` (flat
+   * index into weights). The gradient flows into them.
+   */
   forward(x: Tensor, weights: Tensor, weightOffset = 0): Tensor {
-    if (this.recompute) return checkpoint(([input, w]) => this.mix(input, w, weightOffset), [x, weights]);
+    if (this.recompute && (this.keepBelowBytes <= 0 || kernels().memoryStats().liveBytes >= this.keepBelowBytes)) {
+      return checkpoint(([input, w]) => this.mix(input, w, weightOffset), [x, weights]);
+    }
     return this.mix(x, weights, weightOffset);
   }
 

@@ -7,6 +7,7 @@
 import { BatchNorm2d, Conv2d, Linear } from '../nn/layers.js';
 import { Module, ModuleList, Sequential } from '../nn/module.js';
 import { fillNormal } from '../nn/init.js';
+import { DEFAULT_ACTIVATION_BUDGET_BYTES } from '../tensor/autograd.js';
 import * as ops from '../tensor/ops.js';
 import { empty, type Tensor } from '../tensor/tensor.js';
 import { deriveGenotype, edgeCount, type Genotype } from './genotype.js';
@@ -38,6 +39,15 @@ export interface SearchNetworkConfig {
    * bitwise unchanged. Without it the paper's batch of 256 does not fit a wasm32 memory.
    */
   recomputeMixedOps?: boolean;
+  /**
+   * Memory (bytes of the kernel backend's live tensors) that MixedOps may fill with kept
+   * internals before they start recomputing: during a forward pass each MixedOp keeps its
+   * internals while live memory is below this, so the first cells run without recomputation
+   * and memory stays near the budget plus what recomputing MixedOps need. 0 recomputes
+   * every MixedOp. Ignored without recomputeMixedOps. Numbers are bitwise the same for any
+   * budget.
+   */
+  activationBudgetBytes?: number;
 }
 
 export const DEFAULT_SEARCH_NETWORK: SearchNetworkConfig = {
@@ -132,7 +142,10 @@ export class SearchNetwork extends Module {
       const reduction = isReductionLayer(i, c.layers);
       if (reduction) cCurrent *= 2;
       const cell = list.append(new SearchCell(c.steps, c.multiplier, cPrevPrev, cPrev, cCurrent, reduction, reductionPrev, c.k));
-      for (const edge of cell.edges) edge.recompute = c.recomputeMixedOps ?? true;
+      for (const edge of cell.edges) {
+        edge.recompute = c.recomputeMixedOps ?? true;
+        edge.keepBelowBytes = c.activationBudgetBytes ?? DEFAULT_ACTIVATION_BUDGET_BYTES;
+      }
       this.cells.push(cell);
       reductionPrev = reduction;
       cPrevPrev = cPrev;

@@ -12,7 +12,8 @@ import { convOutputSize } from '../kernels/backend.js';
 import { AvgPool2d, BatchNorm2d, Conv2d, Linear, ReLU } from '../nn/layers.js';
 import { Module, ModuleList, Sequential, type Layer } from '../nn/module.js';
 import * as ops from '../tensor/ops.js';
-import { checkpoint } from '../tensor/autograd.js';
+import { checkpoint, DEFAULT_ACTIVATION_BUDGET_BYTES } from '../tensor/autograd.js';
+import { kernels } from '../kernels/registry.js';
 import { defaultRandom, Random } from '../tensor/random.js';
 import { shapeToString, type Tensor } from '../tensor/tensor.js';
 import { dropPath } from './drop-path.js';
@@ -45,9 +46,15 @@ export interface EvalNetworkOptions {
    * fit the 4 GiB of a wasm32 memory otherwise), at the cost of one more forward.
    */
   recompute?: boolean;
+  /**
+   * With recompute, cells still keep their intermediates while the backend's live memory is
+   * below this many bytes when they start (default DEFAULT_ACTIVATION_BUDGET_BYTES; 0
+   * recomputes every cell). The numbers do not depend on it.
+   */
+  activationBudgetBytes?: number;
 }
 
-export type EvalNetworkConfig = Required<Omit<EvalNetworkOptions, 'genotype' | 'random' | 'recompute'>>;
+export type EvalNetworkConfig = Required<Omit<EvalNetworkOptions, 'genotype' | 'random' | 'recompute' | 'activationBudgetBytes'>>;
 
 /** Defaults of the CIFAR-10 evaluation (spec section 7). */
 export const CIFAR_NETWORK_DEFAULTS: Readonly<EvalNetworkConfig> = Object.freeze({
@@ -236,6 +243,8 @@ export abstract class EvalNetwork extends Module {
   random: Random | null;
   /** Recompute cells in backward (see EvalNetworkOptions.recompute). */
   recompute: boolean;
+  /** See EvalNetworkOptions.activationBudgetBytes. */
+  activationBudgetBytes: number;
 
   protected constructor(options: EvalNetworkOptions, defaults: Readonly<EvalNetworkConfig>, private readonly kind: 'cifar' | 'imagenet') {
     super();
@@ -244,6 +253,7 @@ export abstract class EvalNetwork extends Module {
     this.dropPathProb = this.config.dropPathProb;
     this.random = options.random ?? null;
     this.recompute = options.recompute ?? true;
+    this.activationBudgetBytes = options.activationBudgetBytes ?? DEFAULT_ACTIVATION_BUDGET_BYTES;
     this.auxiliaryIndex = auxiliaryCellIndex(this.config.layers);
   }
 
@@ -311,7 +321,9 @@ export abstract class EvalNetwork extends Module {
     let logitsAux: Tensor | null = null;
     let [s0, s1] = this.stems(x);
     this.cells.forEach((cell, i) => {
-      const output = this.recompute && this.training
+      const recompute = this.recompute && this.training &&
+        (this.activationBudgetBytes <= 0 || kernels().memoryStats().liveBytes >= this.activationBudgetBytes);
+      const output = recompute
         ? recomputedCell(cell, s0, s1, this.dropPathProb, random())
         : cell.forward(s0, s1, this.dropPathProb, random);
       if (s0 !== s1) s0.drop();

@@ -276,7 +276,9 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
     super(runDir, 'search', SEARCH_LOGS);
     // Spec section 4 / the authors' order: seed, then build (weights, then alphas and betas).
     manualSeed(config.seed);
-    this.model = new SearchNetwork(searchNetworkConfig(config, dataset.channels, dataset.classes));
+    this.model = new SearchNetwork({
+      ...searchNetworkConfig(config, dataset.channels, dataset.classes), activationBudgetBytes: runtime.activationBudgetMiB * 2 ** 20,
+    });
     this.model.train();
     this.architect = new FirstOrderArchitect(this.model, { lr: config.archLr, betas: [...ARCH_BETAS], weightDecay: config.archWeightDecay });
     this.sgd = new SGD(this.model.weightParameters(), { lr: config.lr, momentum: config.momentum, weightDecay: config.weightDecay });

@@ -6,6 +6,7 @@
  */
 import { resolve } from 'node:path';
 
+import { DEFAULT_ACTIVATION_BUDGET_BYTES } from '../tensor/autograd.js';
 import { RunInputError } from './errors.js';
 
 /** `batchSize` -> `--batch-size`. */
@@ -81,9 +82,16 @@ export interface RunRuntime {
   threads: number | null;
   /** Write a checkpoint every N steps (and at every epoch end). */
   checkpointEvery: number;
+  /**
+   * MiB of activations the network keeps before it recomputes them in backward (MixedOps in
+   * a search, cells in training): more is faster and uses more memory; 0 recomputes all.
+   */
+  activationBudgetMiB: number;
 }
 
-export const DEFAULT_RUN_RUNTIME: Readonly<RunRuntime> = Object.freeze({ threads: null, checkpointEvery: 50 });
+export const DEFAULT_RUN_RUNTIME: Readonly<RunRuntime> = Object.freeze({
+  threads: null, checkpointEvery: 50, activationBudgetMiB: DEFAULT_ACTIVATION_BUDGET_BYTES / 2 ** 20,
+});
 
 export function checkRunRuntime(runtime: RunRuntime): void {
   if (runtime.threads !== null && !(Number.isInteger(runtime.threads) && runtime.threads >= 1)) {
@@ -91,5 +99,8 @@ export function checkRunRuntime(runtime: RunRuntime): void {
   }
   if (!(Number.isInteger(runtime.checkpointEvery) && runtime.checkpointEvery >= 1)) {
     throw new RunInputError(`--checkpoint-every: expected an integer >= 1, got ${runtime.checkpointEvery}`);
+  }
+  if (!(Number.isInteger(runtime.activationBudgetMiB) && runtime.activationBudgetMiB >= 0)) {
+    throw new RunInputError(`--activation-budget: expected a whole number of MiB >= 0, got ${runtime.activationBudgetMiB}`);
   }
 }

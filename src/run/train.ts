@@ -446,7 +446,10 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
     // The authors' order: seed, then build the model (parameter initialisation).
     manualSeed(config.seed);
     this.random = new Random(config.seed);
-    this.model = new NetworkCIFAR({ ...trainNetworkOptions(config, train.channels, train.classes), random: this.random });
+    this.model = new NetworkCIFAR({
+      ...trainNetworkOptions(config, train.channels, train.classes), random: this.random,
+      activationBudgetBytes: runtime.activationBudgetMiB * 2 ** 20,
+    });
     this.model.train();
     this.sgd = new SGD(this.model.parameters(), { lr: config.lr, momentum: config.momentum, weightDecay: config.weightDecay });
     const split = trainValidIndices(train.count, config.validPortion);

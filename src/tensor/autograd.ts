@@ -177,6 +177,13 @@ function accumulateLeaf(leaf: Tensor, g: Tensor): void {
   }
 }
 
+/**
+ * Default activation budget of the networks that recompute (search MixedOps, evaluation
+ * cells): segments keep their intermediates while the kernel backend's live memory is below
+ * it, and recompute once it is reached. Spending memory there saves the extra forward.
+ */
+export const DEFAULT_ACTIVATION_BUDGET_BYTES = 768 * 2 ** 20;
+
 let recomputing = 0;
 
 /** True while a checkpointed segment is being recomputed (batch norm must not update its running statistics twice). */

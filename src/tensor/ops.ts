@@ -273,9 +273,7 @@ export function mulPerSample(x: Tensor, factors: Float32Array): Tensor {
   const per = x.numel / batch;
   const k = kernels();
   const y = empty(x.shape);
-  for (let i = 0; i < batch; i++) {
-    k.scale(x.data.subarray(i * per, (i + 1) * per), factors[i], y.data.subarray(i * per, (i + 1) * per), per);
-  }
+  k.scaleSamples(x.data, factors, y.data, per);
   if (!needsGrad(x)) return y;
   const saved = Float32Array.from(factors);
   return record(y, {
@@ -283,9 +281,7 @@ export function mulPerSample(x: Tensor, factors: Float32Array): Tensor {
     inputs: [x],
     backward: (gy) => {
       const gx = empty(x.shape);
-      for (let i = 0; i < batch; i++) {
-        k.scale(gy.data.subarray(i * per, (i + 1) * per), saved[i], gx.data.subarray(i * per, (i + 1) * per), per);
-      }
+      k.scaleSamples(gy.data, saved, gx.data, per);
       return [gx];
     },
   });

@@ -1,4 +1,4 @@
-/** Recomputing MixedOps in backward changes memory, not numbers. */
+/** Recomputing MixedOps in backward, all or within an activation budget, changes memory, not numbers. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import '../../src/kernels/ref/backend.js';
@@ -10,13 +10,18 @@ import * as ops from '../../src/tensor/ops.js';
 import { manualSeed, Random } from '../../src/tensor/random.js';
 import { fromArray, tidy } from '../../src/tensor/tensor.js';
 
-function run(recomputeMixedOps: boolean): { grads: Float32Array[]; buffers: Float32Array[]; loss: number; peakBytes: number } {
+/** budget: null keeps every MixedOp's internals; otherwise recompute beyond that many live bytes. */
+function run(budget: number | null): { grads: Float32Array[]; buffers: Float32Array[]; loss: number; peakBytes: number; startBytes: number } {
   manualSeed(5);
-  const model = new SearchNetwork({ channels: 8, layers: 3, k: 2, steps: 2, multiplier: 2, inChannels: 3, classes: 10, recomputeMixedOps });
+  const model = new SearchNetwork({
+    channels: 8, layers: 3, k: 2, steps: 2, multiplier: 2, inChannels: 3, classes: 10,
+    recomputeMixedOps: budget !== null, activationBudgetBytes: budget ?? 0,
+  });
   const random = new Random(9);
   const x = Float32Array.from({ length: 4 * 3 * 16 * 16 }, () => random.normal());
   const labels = Int32Array.of(1, 2, 3, 4);
   kernels().resetPeak();
+  const startBytes = kernels().memoryStats().liveBytes;
   const loss = tidy(() => {
     const l = ops.crossEntropy(model.forward(fromArray(x, [4, 3, 16, 16])), labels);
     backward(l);
@@ -29,18 +34,26 @@ function run(recomputeMixedOps: boolean): { grads: Float32Array[]; buffers: Floa
     buffers: model.stateEntries().filter((e) => e.kind === 'buffer').map((e) => Float32Array.from(e.tensor.data.subarray(0, e.tensor.numel))),
     loss,
     peakBytes,
+    startBytes,
   };
 }
 
 for (const backend of ['ref', 'wasm']) {
   test(`recomputed MixedOps give bitwise identical gradients and running statistics (${backend})`, () => {
     setBackend(backend, { threads: 2 });
-    const plain = run(false);
-    const recomputed = run(true);
-    assert.equal(recomputed.loss, plain.loss);
-    assert.equal(recomputed.grads.length, plain.grads.length);
-    plain.grads.forEach((g, i) => assert.deepEqual(recomputed.grads[i], g, `gradient ${i}`));
-    plain.buffers.forEach((b, i) => assert.deepEqual(recomputed.buffers[i], b, `buffer ${i} (running statistics updated once)`));
-    if (backend === 'wasm') assert.ok(recomputed.peakBytes < plain.peakBytes, `peak ${recomputed.peakBytes} should be below ${plain.peakBytes}`);
+    const plain = run(null);
+    const recomputed = run(0);
+    // Half the memory the kept internals need: the first MixedOps keep, the later ones recompute.
+    const partial = run(plain.startBytes + (plain.peakBytes - plain.startBytes) / 2);
+    for (const [name, other] of [['recomputed', recomputed], ['partial', partial]] as const) {
+      assert.equal(other.loss, plain.loss, name);
+      assert.equal(other.grads.length, plain.grads.length);
+      plain.grads.forEach((g, i) => assert.deepEqual(other.grads[i], g, `${name} gradient ${i}`));
+      plain.buffers.forEach((b, i) => assert.deepEqual(other.buffers[i], b, `${name} buffer ${i} (running statistics updated once)`));
+    }
+    // Kept internals cost memory: more than recomputing everything. (Not necessarily less than
+    // keeping all: a recomputed segment's transient comes on top of what the kept ones hold.)
+    assert.ok(recomputed.peakBytes < partial.peakBytes, `peaks: all recomputed ${recomputed.peakBytes} < budget ${partial.peakBytes}`);
+    assert.ok(recomputed.peakBytes < plain.peakBytes, `peaks: all recomputed ${recomputed.peakBytes} < all kept ${plain.peakBytes}`);
   });
 }

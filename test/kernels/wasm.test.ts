@@ -456,6 +456,23 @@ describe('wasm gatherChannels matches the reference', () => {
   });
 });
 
+describe('wasm scaleSamples matches the reference', () => {
+  for (const per of [1, 7, 4099]) {
+    it(`per-sample length ${per}`, () => {
+      const rng = new Random(490 + per);
+      const batch = 37;
+      const x = randn(rng, batch * per);
+      const factors = Float32Array.from({ length: batch }, (_, i) => (i % 3 === 0 ? 0 : 1 / 0.7));
+      const out = garbage(wasm, batch * per);
+      wasm.scaleSamples(on(wasm, x), factors, out, per);
+      const outRef = new Float32Array(batch * per);
+      ref.scaleSamples(x, factors, outRef, per);
+      assertBitwise(out, outRef, 'scaleSamples');
+      assert.ok(outRef.subarray(0, per).every((v) => v === 0), 'sample 0 dropped');
+    });
+  }
+});
+
 describe('wasm weightedSum and dots', () => {
   for (const n of [1, 13, 4096 * 3 + 5, 100_003]) {
     it(`n = ${n}: weightedSum is bitwise scale + axpys and the reference; dots is bitwise dot`, () => {

@@ -540,6 +540,15 @@ export class ReferenceBackend implements KernelBackend {
     }
   }
 
+  scaleSamples(x: Float32Array, factors: Float32Array, out: Float32Array, per: number): void {
+    need(x, factors.length * per, 'scaleSamples x');
+    need(out, factors.length * per, 'scaleSamples out');
+    for (let s = 0; s < factors.length; s++) {
+      const f = Math.fround(factors[s]);
+      for (let i = s * per; i < (s + 1) * per; i++) out[i] = f * x[i];
+    }
+  }
+
   gatherChannels(sources: readonly Float32Array[], sourceChannels: readonly number[],
     dst: Float32Array, dstChannels: number, map: Int32Array, batch: number, plane: number): void {
     checkGatherMap(sources, sourceChannels, dstChannels, map, 'ref');

@@ -57,7 +57,7 @@ const KERNELS = [
   'dwForward', 'dwGradInput', 'dwGradWeight',
   'bnPlaneSums', 'bnMean', 'bnPlaneSqDev', 'bnInvStd', 'bnPlaneAffine',
   'bnPlaneGradSums', 'bnGradFinish', 'bnPlaneTrainBackward', 'bnPlaneApplyBackward',
-  'relu', 'reluBackward', 'add', 'axpy', 'scale', 'dot', 'copyChannels', 'gatherChannels', 'weightedSum', 'dots',
+  'relu', 'reluBackward', 'add', 'axpy', 'scale', 'dot', 'copyChannels', 'gatherChannels', 'scaleSamples', 'weightedSum', 'dots',
   'maxPool', 'avgPool', 'maxPoolBackward', 'avgPoolBackward',
   'linear', 'linearGradInput', 'linearGradWeight',
 ] as const;
@@ -802,6 +802,17 @@ export class WasmBackend implements KernelBackend {
     this.run('copyChannels', batch, (batch * count * plane) / 8, [
       so, srcChannels, srcChannelOffset, dO, dstChannels, dstChannelOffset, count, plane, accumulate ? 1 : 0,
     ]);
+  }
+
+  scaleSamples(x: Float32Array, factors: Float32Array, out: Float32Array, per: number): void {
+    const batch = factors.length;
+    const xo = this.off(x, batch * per, 'scaleSamples x');
+    const oo = this.off(out, batch * per, 'scaleSamples out');
+    if (batch === 0 || per === 0) return;
+    const table = this.scratchBlock(batch * 4);
+    new Float32Array(this.heap.current, table, batch).set(factors);
+    const { parts, perPart } = this.partsFor(batch);
+    this.run('scaleSamples', parts, (batch * per) / 10, [xo, table, oo, per, batch, perPart]);
   }
 
   gatherChannels(sources: readonly Float32Array[], sourceChannels: readonly number[],

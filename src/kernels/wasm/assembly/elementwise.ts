@@ -169,3 +169,11 @@ export function dots(a: usize, table: usize, count: i32, n: i32, chunk: i32, par
     dot(a, <usize>load<u32>(table + (<usize>k << 2)), n, chunk, partials + (<usize>(part * count + k) << 3) - (<usize>part << 3), part, tid);
   }
 }
+
+/** Part = samples [part * perPart, ...): out = factors[s] * x over each sample's `per` floats. */
+export function scaleSamples(x: usize, factors: usize, out: usize, per: i32, batch: i32, perPart: i32, part: i32, tid: i32): void {
+  const s1 = imin(batch, (part + 1) * perPart);
+  for (let s = part * perPart; s < s1; s++) {
+    scale(at(x, s * per), load<f32>(at(factors, s)), at(out, s * per), per, per, 0, tid);
+  }
+}
