@@ -510,6 +510,11 @@ describe('wasm pooling matches the reference', () => {
     { batch: 2, channels: 2, inH: 12, inW: 37, kernel: 3, stride: 1, padding: 0 },
     { batch: 2, channels: 3, inH: 1, inW: 1, kernel: 3, stride: 1, padding: 1 },
     { batch: 1, channels: 4, inH: 5, inW: 6, kernel: 3, stride: 3, padding: 1 },
+    // The separable 3x3/s1/p1 max pool: one row, two rows, a width of exactly one vector, wide rows.
+    { batch: 2, channels: 3, inH: 1, inW: 5, kernel: 3, stride: 1, padding: 1 },
+    { batch: 1, channels: 2, inH: 2, inW: 4, kernel: 3, stride: 1, padding: 1 },
+    { batch: 2, channels: 2, inH: 32, inW: 32, kernel: 3, stride: 1, padding: 1 },
+    { batch: 1, channels: 3, inH: 6, inW: 301, kernel: 3, stride: 1, padding: 1 },
   ];
   for (const [i, p] of cases.entries()) {
     it(`${p.inH}x${p.inW} k${p.kernel} s${p.stride} p${p.padding}`, () => {
