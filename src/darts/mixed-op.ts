@@ -79,7 +79,7 @@ export class MixedOp extends Module {
     });
     const mixed = ops.weightedSum(outputs, weights, indices);
     for (const o of outputs) if (o !== mixedInput) o.drop();
-    (activated as Tensor | null)?.drop();
+    if (activated) ops.releaseRelu(activated, mixedInput);
     if (this.k === 1) return mixed;
     mixedInput.drop();
     // channel_shuffle(cat([mixed, bypass]), K) as one gather; on a normal edge the bypass

@@ -21,12 +21,33 @@ abstract class ReluSequence extends Module implements Layer {
   }
 
   forward(x: Tensor): Tensor {
-    return this.op.forward(x);
+    return this.run(0, x);
   }
 
   /** The same on an input that already went through the leading ReLU (shared by a MixedOp). */
   forwardActivated(activated: Tensor): Tensor {
-    return this.op.forwardFrom(1, activated);
+    return this.run(1, activated);
+  }
+
+  /**
+   * op.forwardFrom(start, x), except that a ReLU's output is released with ops.releaseRelu
+   * once the next layer ran: SepConv's inner ReLU output is recomputed in backward from the
+   * batch-norm output that backward keeps anyway, instead of being stored next to it.
+   */
+  private run(start: number, x: Tensor): Tensor {
+    const layers = this.op.layers;
+    let y = x;
+    let input: Tensor | null = null;
+    for (let i = start; i < layers.length; i++) {
+      const next = (layers[i] as unknown as Layer).forward(y);
+      if (y !== x && next !== y) {
+        if (input !== null && layers[i - 1] instanceof ReLU) ops.releaseRelu(y, input);
+        else y.drop();
+      }
+      input = y;
+      y = next;
+    }
+    return y;
   }
 }
 

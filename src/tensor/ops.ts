@@ -8,7 +8,7 @@ import {
   type BatchNormGeometry, type ConvGeometry, type PoolGeometry, makeConvGeometry, makePoolGeometry,
 } from '../kernels/backend.js';
 import { kernels } from '../kernels/registry.js';
-import { needsGrad, record } from './autograd.js';
+import { isRecomputing, needsGrad, record } from './autograd.js';
 import { Tensor, empty, shapeSize, shapeToString, zeros, type Shape } from './tensor.js';
 
 function expectRank(name: string, t: Tensor, rank: number): void {
@@ -187,6 +187,20 @@ export function relu(x: Tensor): Tensor {
       return [gx];
     },
   });
+}
+
+/**
+ * The forward code is done with y = relu(x). When backward nodes hold y and x is held anyway,
+ * y is evicted (recomputed from x by one ReLU pass when backward first reads it) instead of
+ * kept; otherwise it is dropped as usual. Not inside a recomputed segment, whose backward
+ * follows at once.
+ */
+export function releaseRelu(y: Tensor, x: Tensor): void {
+  if (y.saveRefs > 0 && x.saveRefs > 0 && !x.isDisposed && !isRecomputing()) {
+    y.evict((out) => kernels().relu(x.data, out, x.numel), [x]);
+  } else {
+    y.drop();
+  }
 }
 
 export function add(a: Tensor, b: Tensor): Tensor {

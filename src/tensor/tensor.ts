@@ -54,6 +54,8 @@ export class Tensor {
   /** The forward code no longer needs it: freed as soon as no node holds it. */
   dropped = false;
   private storage: Float32Array | null;
+  /** Set while evicted: how to recompute the values, and the tensors that needs (held). */
+  private recipe: { fill: (out: Float32Array) => void; inputs: readonly Tensor[] } | null = null;
   /** A view of another tensor's storage: disposing it frees nothing. */
   private readonly borrowed: boolean;
 
@@ -73,8 +75,9 @@ export class Tensor {
     if (scope) scope.add(this);
   }
 
-  /** The values, NCHW row-major. Throws once the tensor is disposed. */
+  /** The values, NCHW row-major (recomputed first when evicted). Throws once the tensor is disposed. */
   get data(): Float32Array {
+    if (this.storage === null && this.recipe !== null) this.restore();
     if (this.storage === null) {
       throw new Error(`tensor #${this.id} ${shapeToString(this.shape)} was freed` +
         ' (by backward or dispose); call retain() on tensors read after backward');
@@ -83,7 +86,49 @@ export class Tensor {
   }
 
   get isDisposed(): boolean {
-    return this.storage === null;
+    return this.storage === null && this.recipe === null;
+  }
+
+  /** Evicted: the storage is freed until the next read of `data` recomputes it. */
+  get isEvicted(): boolean {
+    return this.storage === null && this.recipe !== null;
+  }
+
+  /**
+   * Frees the storage of an intermediate that backward nodes still hold, keeping a way to
+   * recompute it: `fill(out)` writes the values again from `inputs`, which stay alive until
+   * then. The first read of `data` (in practice the first backward node that needs it)
+   * restores it. Worth it when the inputs are held anyway and `fill` is cheap (a ReLU of a
+   * tensor some node saved): one slice of memory for one elementwise pass. Also marks the
+   * tensor dropped (the forward code is done with it).
+   */
+  evict(fill: (out: Float32Array) => void, inputs: readonly Tensor[]): void {
+    if (this.storage === null || this.borrowed || this.kept || this.retained) return;
+    for (const t of inputs) t.saveRefs++;
+    this.recipe = { fill, inputs };
+    finalizer.unregister(this);
+    kernels().free(this.storage);
+    this.storage = null;
+    this.dropped = true;
+  }
+
+  private restore(): void {
+    const recipe = this.recipe as NonNullable<Tensor['recipe']>;
+    const storage = kernels().alloc(this.numel);
+    recipe.fill(storage);
+    this.storage = storage;
+    finalizer.register(this, storage, this);
+    this.releaseRecipe();
+  }
+
+  private releaseRecipe(): void {
+    const recipe = this.recipe;
+    this.recipe = null;
+    if (recipe === null) return;
+    for (const t of recipe.inputs) {
+      t.saveRefs--;
+      if (t.saveRefs <= 0 && t.dropped) t.dispose();
+    }
   }
 
   get isLeaf(): boolean {
@@ -92,6 +137,7 @@ export class Tensor {
 
   /** Returns the storage to the backend. Safe to call twice. */
   dispose(): void {
+    this.releaseRecipe();
     if (this.storage === null) return;
     if (!this.borrowed) {
       finalizer.unregister(this);
