@@ -80,3 +80,40 @@ test('gatherChannels refuses a map that reads a source channel twice when a grad
   assert.throws(() => ops.gatherChannels([x], Int32Array.from([0, 1, 0, 1])), /source 0 channel 1 is read twice/);
   assert.throws(() => ops.gatherChannels([x], Int32Array.from([0, 1, 0])), /odd length/);
 });
+
+test('an evicted ReLU output frees its storage, holds its input, and comes back bitwise equal in backward', () => {
+  const x = parameter([1, -2, 3, -4, 5, -6], [1, 1, 2, 3]);
+  const ones = new Float32Array(6).fill(1);
+  const live0 = kernels().memoryStats().liveBytes;
+  tidy(() => {
+    const h = ops.mulScalar(x, 1.5);
+    const keeper = ops.maxPool2d(h, { kernel: 1, stride: 1 }); // a node that saves h
+    const y = ops.relu(h); // its node saves y
+    const before = y.toArray();
+    const liveBefore = kernels().memoryStats().liveBytes;
+    ops.releaseRelu(y, h);
+    assert.ok(y.isEvicted, 'evicted: both h and y are held by nodes');
+    assert.ok(kernels().memoryStats().liveBytes < liveBefore, 'storage freed');
+    h.drop(); // still held by the pool node and by y's recipe
+    assert.ok(!h.isDisposed);
+    assert.deepEqual(y.toArray(), before, 'restored on read, bitwise');
+    backward(ops.add(ops.dotConstant(y, ones), ops.dotConstant(keeper, ones)));
+  });
+  // d/dx of sum(relu(1.5 x)) + sum(1.5 x)
+  assert.deepEqual(x.grad?.toArray(), [3, 1.5, 3, 1.5, 3, 1.5]);
+  x.grad.dispose();
+  x.grad = null;
+  assert.equal(kernels().memoryStats().liveBytes, live0, 'nothing leaked');
+});
+
+test('releaseRelu drops (not evicts) when nothing else keeps the input', () => {
+  const x = parameter([1, -2], [1, 1, 1, 2]);
+  tidy(() => {
+    const h = ops.mulScalar(x, 2); // saved by nobody
+    const y = ops.relu(h);
+    ops.releaseRelu(y, h);
+    assert.ok(!y.isEvicted && !y.isDisposed, 'kept: y is saved by its node and h is held by nobody');
+    backward(ops.dotConstant(y, Float32Array.of(1, 1)));
+  });
+  assert.deepEqual(x.grad?.toArray(), [2, 0]);
+});
