@@ -6,7 +6,7 @@
  * `auxiliary_head.features.2.weight`, `classifier.bias`, ...).
  */
 import { validateGenotype, type Genotype } from '../darts/genotype.js';
-import { createOperation, FactorizedReduce, isIdentityOperation, ReLUConvBN } from '../darts/operations.js';
+import { createOperation, FactorizedReduce, isIdentityOperation, ReLUConvBN, startsWithRelu } from '../darts/operations.js';
 import type { Primitive } from '../darts/primitives.js';
 import { convOutputSize } from '../kernels/backend.js';
 import { AvgPool2d, BatchNorm2d, Conv2d, Linear, ReLU } from '../nn/layers.js';
@@ -152,11 +152,25 @@ export class EvalCell extends Module {
   forward(s0: Tensor, s1: Tensor, dropProb: number, random: () => Random): Tensor {
     const states: Tensor[] = [this.preprocess0.forward(s0), this.preprocess1.forward(s1)];
     const dropping = this.training && dropProb > 0;
+    // Operations that start with a ReLU share the ReLU of their input state (the authors'
+    // code computes it once per operation; the values are identical).
+    const activated = new Map<number, Tensor>();
     for (let i = 0; i < this.steps; i++) {
       const branches = [2 * i, 2 * i + 1].map((k) => {
         const op = this.operations[k];
-        const input = states[this.indices[k]];
-        let h = op.forward(input);
+        const index = this.indices[k];
+        const input = states[index];
+        let h: Tensor;
+        if (startsWithRelu(op)) {
+          let a = activated.get(index);
+          if (a === undefined) {
+            a = ops.relu(input);
+            activated.set(index, a);
+          }
+          h = op.forwardActivated(a);
+        } else {
+          h = op.forward(input);
+        }
         // Drop path never touches identity operations (spec section 7).
         if (dropping && !isIdentityOperation(op)) {
           const dropped = dropPath(h, dropProb, random());
@@ -169,6 +183,7 @@ export class EvalCell extends Module {
       // Identity branches are states themselves; everything else is an intermediate.
       for (const b of branches) if (!states.includes(b)) b.drop();
     }
+    for (const [index, a] of activated) ops.releaseRelu(a, states[index]);
     const y = ops.concatChannels(this.concat.map((j) => states[j]));
     for (const state of states) state.drop();
     return y;
