@@ -59,7 +59,7 @@ describe('pcdarts search --help', () => {
       ['--epochs <n>', '50'], ['--warmup-epochs <n>', '15'], ['--init-channels <n>', '16'], ['--layers <n>', '8'],
       ['--nodes <n>', '4'], ['--k <n>', '4'], ['--no-edge-norm', 'on'], ['--train-portion <x>', '0.5'], ['--grad-clip <x>', '5'],
       ['--seed <n>', '2'], ['--limit-train <n>', 'all'], ['--threads <n>', 'all cores'], ['--checkpoint-every <n>', '50'],
-      ['--data <dir>', 'the dataset\'s standard location'], ['--out <dir>', 'runs/search-<date>-<time>'],
+      ['--activation-budget <mib>', '768'], ['--data <dir>', 'the dataset\'s standard location'], ['--out <dir>', 'runs/search-<date>-<time>'],
     ];
     for (const [flag, value] of defaults) {
       const at = help.indexOf(` ${flag} `);
@@ -155,6 +155,9 @@ describe('pcdarts search bad input', () => {
     assertBadInput(await pcdarts('search', '--epochs', '1.5'), /--epochs <n>.*'1.5' is invalid.*expected an integer/);
     assertBadInput(await pcdarts('search', '--dataset', 'mnist'), /'mnist' is invalid.*fashion-mnist-bundled/);
     assertBadInput(await pcdarts('search', '--batch-size', '0', '--out', out()), /--batch-size: expected an integer >= 1, got 0/);
+    const dir = out();
+    assertBadInput(await pcdarts('search', '--activation-budget', '-5', '--out', dir), /--activation-budget: expected a whole number of MiB >= 0, got -5/);
+    assert.ok(!existsSync(dir));
   });
 
   it('rejects K that does not divide C', async () => {
