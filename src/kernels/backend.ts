@@ -123,6 +123,8 @@ export interface KernelBackend {
   axpy(alpha: number, x: Float32Array, y: Float32Array, n: number): void;
   /** out = alpha * x (out may alias x). */
   scale(x: Float32Array, alpha: number, out: Float32Array, n: number): void;
+  /** outs[k] = alphas[k] * x for every k, reading x once (the gradients of a weighted sum). */
+  scaleMany(x: Float32Array, alphas: readonly number[], outs: readonly Float32Array[], n: number): void;
   /** out[s*per + i] = factors[s] * x[s*per + i] for every sample s (drop path); out may alias x. */
   scaleSamples(x: Float32Array, factors: Float32Array, out: Float32Array, per: number): void;
   /** sum_i a[i] * b[i], accumulated in float64 in fixed-size chunks. */

@@ -269,12 +269,9 @@ export function weightedSum(xs: readonly Tensor[], weights: Tensor, indices: rea
         const products = k.dots(gy.data, xs.map((x) => x.data), n);
         for (let i = 0; i < xs.length; i++) gw.data[indices[i]] += products[i];
       }
-      const gxs = xs.map((x, i) => {
-        if (!x.requiresGrad) return null;
-        const gx = empty(x.shape);
-        k.scale(gy.data, weights.data[indices[i]], gx.data, n);
-        return gx;
-      });
+      const gxs = xs.map((x) => (x.requiresGrad ? empty(x.shape) : null));
+      const wanted = gxs.flatMap((g, i) => (g === null ? [] : [i]));
+      k.scaleMany(gy.data, wanted.map((i) => weights.data[indices[i]]), wanted.map((i) => (gxs[i] as Tensor).data), n);
       return [gw, ...gxs];
     },
   });

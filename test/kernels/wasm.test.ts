@@ -475,7 +475,7 @@ describe('wasm scaleSamples matches the reference', () => {
 
 describe('wasm weightedSum and dots', () => {
   for (const n of [1, 13, 4096 * 3 + 5, 100_003]) {
-    it(`n = ${n}: weightedSum is bitwise scale + axpys and the reference; dots is bitwise dot`, () => {
+    it(`n = ${n}: weightedSum is bitwise scale + axpys and the reference; dots is bitwise dot; scaleMany is bitwise scale`, () => {
       const rng = new Random(470 + n);
       const xs = Array.from({ length: 7 }, () => randn(rng, n));
       const weights = [0.31, -1.7, 0.05, 2.5, 0.125, -0.6, 0.9].map(Math.fround);
@@ -493,6 +493,13 @@ describe('wasm weightedSum and dots', () => {
       const gy = on(wasm, randn(rng, n));
       const products = wasm.dots(gy, wxs, n);
       wxs.forEach((x, i) => assert.equal(products[i], wasm.dot(gy, x, n), `dots[${i}]`));
+      const outs = weights.map(() => garbage(wasm, n));
+      wasm.scaleMany(gy, weights, outs, n);
+      outs.forEach((out, k) => {
+        const single = garbage(wasm, n);
+        wasm.scale(gy, weights[k], single, n);
+        assertBitwise(out, single, `scaleMany[${k}] vs scale`);
+      });
       const productsRef = ref.dots(gy, xs, n);
       productsRef.forEach((p, i) => assert.ok(Math.abs(products[i] - p) <= 1e-9 * (1 + Math.abs(p)), `dots[${i}] vs reference`));
     });

@@ -540,6 +540,11 @@ export class ReferenceBackend implements KernelBackend {
     }
   }
 
+  scaleMany(x: Float32Array, alphas: readonly number[], outs: readonly Float32Array[], n: number): void {
+    if (alphas.length !== outs.length) throw new Error(`ref backend: scaleMany with ${alphas.length} factors and ${outs.length} outputs`);
+    outs.forEach((out, k) => this.scale(x, alphas[k], out, n));
+  }
+
   scaleSamples(x: Float32Array, factors: Float32Array, out: Float32Array, per: number): void {
     need(x, factors.length * per, 'scaleSamples x');
     need(out, factors.length * per, 'scaleSamples out');

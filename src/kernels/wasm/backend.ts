@@ -57,7 +57,7 @@ const KERNELS = [
   'dwForward', 'dwGradInput', 'dwGradWeight',
   'bnPlaneSums', 'bnMean', 'bnPlaneSqDev', 'bnInvStd', 'bnPlaneAffine',
   'bnPlaneGradSums', 'bnGradFinish', 'bnPlaneTrainBackward', 'bnPlaneApplyBackward',
-  'relu', 'reluBackward', 'add', 'axpy', 'scale', 'dot', 'copyChannels', 'gatherChannels', 'scaleSamples', 'weightedSum', 'dots',
+  'relu', 'reluBackward', 'add', 'axpy', 'scale', 'dot', 'copyChannels', 'gatherChannels', 'scaleSamples', 'scaleMany', 'weightedSum', 'dots',
   'maxPool', 'avgPool', 'maxPoolBackward', 'avgPoolBackward',
   'linear', 'linearGradInput', 'linearGradWeight',
 ] as const;
@@ -802,6 +802,19 @@ export class WasmBackend implements KernelBackend {
     this.run('copyChannels', batch, (batch * count * plane) / 8, [
       so, srcChannels, srcChannelOffset, dO, dstChannels, dstChannelOffset, count, plane, accumulate ? 1 : 0,
     ]);
+  }
+
+  scaleMany(x: Float32Array, alphas: readonly number[], outs: readonly Float32Array[], n: number): void {
+    if (alphas.length !== outs.length) throw new Error(`wasm backend: scaleMany with ${alphas.length} factors and ${outs.length} outputs`);
+    const xo = this.off(x, n, 'scaleMany x');
+    const offsets = outs.map((out, k) => this.off(out, n, `scaleMany out ${k}`));
+    const count = outs.length;
+    if (count === 0 || n === 0) return;
+    const table = this.scratchBlock(count * 8);
+    new Uint32Array(this.heap.current, table, count).set(offsets);
+    new Float32Array(this.heap.current, table + count * 4, count).set(alphas);
+    const { parts, chunk } = this.elementParts(n);
+    this.run('scaleMany', parts, (n * (count + 1)) / 10, [xo, table, count, n, chunk]);
   }
 
   scaleSamples(x: Float32Array, factors: Float32Array, out: Float32Array, per: number): void {

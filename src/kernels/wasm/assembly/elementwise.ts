@@ -177,3 +177,29 @@ export function scaleSamples(x: usize, factors: usize, out: usize, per: i32, bat
     scale(at(x, s * per), load<f32>(at(factors, s)), at(out, s * per), per, per, 0, tid);
   }
 }
+
+/**
+ * outs[k] = alphas[k] * x for k < count, per chunk of elements; table: count u32 output
+ * addresses, then count f32 factors. Each product is `scale`'s.
+ */
+export function scaleMany(x: usize, table: usize, count: i32, n: i32, chunk: i32, part: i32, tid: i32): void {
+  const i1 = imin(n, (part + 1) * chunk);
+  const alphas = table + (<usize>count << 2);
+  let i = part * chunk;
+  for (; i + 8 <= i1; i += 8) {
+    const a = v128.load(at(x, i));
+    const b = v128.load(at(x, i), 16);
+    for (let k = 0; k < count; k++) {
+      const out = <usize>load<u32>(table + (<usize>k << 2));
+      const s = f32x4.splat(load<f32>(alphas + (<usize>k << 2)));
+      v128.store(at(out, i), f32x4.mul(s, a));
+      v128.store(at(out, i), f32x4.mul(s, b), 16);
+    }
+  }
+  for (; i < i1; i++) {
+    const v = load<f32>(at(x, i));
+    for (let k = 0; k < count; k++) {
+      store<f32>(at(<usize>load<u32>(table + (<usize>k << 2)), i), load<f32>(alphas + (<usize>k << 2)) * v);
+    }
+  }
+}
