@@ -167,10 +167,11 @@ export interface KernelBackend {
    * and destination channel d, dst[n, d] = sources[map[2d]][n, map[2d + 1]] (source s has
    * sourceChannels[s] channels per sample); map[2d] = -1 writes a zero plane. Every source
    * and dst hold `batch` samples of `plane` = H*W floats per channel; dst must not alias a
-   * source.
+   * source. With `accumulate`, source planes are added to dst and map[2d] = -1 leaves
+   * channel d untouched (a gradient added into one accumulated so far).
    */
   gatherChannels(sources: readonly Float32Array[], sourceChannels: readonly number[],
-    dst: Float32Array, dstChannels: number, map: Int32Array, batch: number, plane: number): void;
+    dst: Float32Array, dstChannels: number, map: Int32Array, batch: number, plane: number, accumulate?: boolean): void;
 
   // --- weighted sums (the MixedOp's mix) ---
   /**

@@ -14,9 +14,12 @@ export interface GradNode {
   /**
    * Gradients with respect to each input (null where an input needs none). The node may
    * return `gradOutput` itself for inputs of the same shape; everything else it returns
-   * must be freshly allocated (ownership passes to the engine).
+   * must be freshly allocated (ownership passes to the engine), except `pending[k]`:
+   * `pending[k]` is the gradient input k has accumulated so far (or null), and a node that
+   * adds its contribution into it itself returns `pending[k]` for k (e.g. a slice adding
+   * its few channels instead of returning a mostly-zero tensor to be added whole).
    */
-  backward(gradOutput: Tensor): (Tensor | null)[];
+  backward(gradOutput: Tensor, pending: readonly (Tensor | null)[]): (Tensor | null)[];
   /**
    * Tensors (inputs or the output) that backward reads. Each is held until this node has
    * run, so `drop()`-ed intermediates that nobody saved are freed during the forward pass.
@@ -127,12 +130,18 @@ export function backward(root: Tensor, gradient?: Tensor, options: BackwardOptio
     const gradOutput = grads.get(output);
     grads.delete(output);
     if (gradOutput) {
-      const inputGrads = node.backward(gradOutput);
+      const pending = node.inputs.map((input) => {
+        if (!input || !input.requiresGrad) return null;
+        if (input.gradFn) return grads.get(input) ?? null;
+        return input.grad !== null && !input.grad.isDisposed ? input.grad : null;
+      });
+      const inputGrads = node.backward(gradOutput, pending);
       const handedOut = new Set<Tensor>();
       for (let k = 0; k < node.inputs.length; k++) {
         const input = node.inputs[k];
         let g = inputGrads[k] ?? null;
         if (!input || !g) continue;
+        if (g === pending[k]) continue; // the node added its part into it
         if (!input.requiresGrad) {
           if (g !== gradOutput && !handedOut.has(g)) g.dispose();
           continue;

@@ -504,8 +504,15 @@ export function gatherChannels(xs: readonly Tensor[], map: Int32Array, what = 'g
   return record(y, {
     name: what,
     inputs: xs,
-    backward: (gy) => xs.map((x, s) => {
+    backward: (gy, pending) => xs.map((x, s) => {
       if (!x.requiresGrad) return null;
+      // Added into the gradient accumulated so far, channels not read left alone; the same
+      // source twice in xs adds twice into that one buffer.
+      const into = pending[s];
+      if (into) {
+        k.gatherChannels([gy.data], [channels], into.data, x.shape[1], inverse[s], n, h * w, true);
+        return into;
+      }
       const gx = empty(x.shape);
       k.gatherChannels([gy.data], [channels], gx.data, x.shape[1], inverse[s], n, h * w);
       return gx;

@@ -444,6 +444,14 @@ describe('wasm gatherChannels matches the reference', () => {
       const dstRef = new Float32Array(batch * 8 * plane).fill(Number.NaN);
       ref.gatherChannels([a, b], [2, 5], dstRef, 8, map, batch, plane);
       assertBitwise(dst, dstRef, 'dst');
+      // Accumulating: adds the read planes, leaves the -1 channels as they were.
+      const base = randn(rng, batch * 8 * plane);
+      const acc = on(wasm, base);
+      wasm.gatherChannels([on(wasm, a), on(wasm, b)], [2, 5], acc, 8, map, batch, plane, true);
+      const accRef = Float32Array.from(base);
+      ref.gatherChannels([a, b], [2, 5], accRef, 8, map, batch, plane, true);
+      assertBitwise(acc, accRef, 'accumulated');
+      assert.equal(accRef[(1 * 8 + 2) * plane], base[(1 * 8 + 2) * plane], 'a -1 channel is left alone');
       // Spot-check the reference itself: sample 2, channel 0 is b's channel 4; channel 2 is zero.
       assert.equal(dstRef[(2 * 8 + 0) * plane], b[(2 * 5 + 4) * plane]);
       assert.equal(dstRef[(2 * 8 + 2) * plane + plane - 1], 0);

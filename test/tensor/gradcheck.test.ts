@@ -173,6 +173,10 @@ for (const backend of ['ref', 'wasm']) {
       gradCheck('channelShuffle', [{ shape: [2, 6, 2, 2] }], ([x]) => ops.channelShuffle(x, 3));
       gradCheck('gatherChannels', [{ shape: [2, 2, 2, 3] }, { shape: [2, 3, 2, 3] }],
         ([a, b]) => ops.gatherChannels([a, b], Int32Array.from([1, 2, -1, 0, 0, 1, 1, 0])));
+      // Gathers that add into a gradient accumulated before them (the pending gradient).
+      gradCheck('channelShuffle + x', [{ shape: [2, 4, 2, 2] }], ([x]) => ops.add(ops.channelShuffle(x, 2), x));
+      gradCheck('overlapping slices', [{ shape: [2, 3, 2, 2] }],
+        ([x]) => ops.add(ops.sliceChannels(x, 1, 2), ops.relu(ops.sliceChannels(x, 0, 2))));
       gradCheck('cropTopLeft', [{ shape: [2, 2, 4, 5] }], ([x]) => ops.cropTopLeft(x, 1));
     });
     test('softmax, log-softmax, segment softmax', () => {

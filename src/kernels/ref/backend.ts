@@ -555,7 +555,7 @@ export class ReferenceBackend implements KernelBackend {
   }
 
   gatherChannels(sources: readonly Float32Array[], sourceChannels: readonly number[],
-    dst: Float32Array, dstChannels: number, map: Int32Array, batch: number, plane: number): void {
+    dst: Float32Array, dstChannels: number, map: Int32Array, batch: number, plane: number, accumulate = false): void {
     checkGatherMap(sources, sourceChannels, dstChannels, map, 'ref');
     sources.forEach((src, s) => need(src, batch * sourceChannels[s] * plane, `gatherChannels source ${s}`));
     need(dst, batch * dstChannels * plane, 'gatherChannels dst');
@@ -564,11 +564,16 @@ export class ReferenceBackend implements KernelBackend {
         const s = map[2 * d];
         const at = (n * dstChannels + d) * plane;
         if (s < 0) {
-          dst.fill(0, at, at + plane);
+          if (!accumulate) dst.fill(0, at, at + plane);
           continue;
         }
         const from = (n * sourceChannels[s] + map[2 * d + 1]) * plane;
-        dst.set(sources[s].subarray(from, from + plane), at);
+        if (accumulate) {
+          const src = sources[s];
+          for (let i = 0; i < plane; i++) dst[at + i] += src[from + i];
+        } else {
+          dst.set(sources[s].subarray(from, from + plane), at);
+        }
       }
     }
   }

@@ -829,7 +829,7 @@ export class WasmBackend implements KernelBackend {
   }
 
   gatherChannels(sources: readonly Float32Array[], sourceChannels: readonly number[],
-    dst: Float32Array, dstChannels: number, map: Int32Array, batch: number, plane: number): void {
+    dst: Float32Array, dstChannels: number, map: Int32Array, batch: number, plane: number, accumulate = false): void {
     checkGatherMap(sources, sourceChannels, dstChannels, map, 'wasm');
     const offsets = sources.map((src, s) => this.off(src, batch * sourceChannels[s] * plane, `gatherChannels source ${s}`));
     const dO = this.off(dst, batch * dstChannels * plane, 'gatherChannels dst');
@@ -848,7 +848,7 @@ export class WasmBackend implements KernelBackend {
     }
     const units = batch * dstChannels;
     const { parts, perPart } = this.partsFor(units);
-    this.run('gatherChannels', parts, (units * plane) / 8, [table, dO, dstChannels, plane, units, perPart]);
+    this.run('gatherChannels', parts, (units * plane) / 8, [table, dO, dstChannels, plane, units, perPart, accumulate ? 1 : 0]);
   }
 
   weightedSum(xs: readonly Float32Array[], weights: readonly number[], out: Float32Array, n: number): void {

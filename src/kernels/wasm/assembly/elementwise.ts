@@ -111,10 +111,11 @@ export function copyChannels(
 /**
  * Part = units [part * perPart, ...) of the (sample, destination channel) planes of dst, in
  * memory order. table: per destination channel two u32: the address of sample 0's source
- * plane (0: write zeros) and the source's sample stride in bytes.
+ * plane (0: write zeros, or with `accumulate` leave the plane alone) and the source's sample
+ * stride in bytes. With `accumulate` the source planes are added to dst.
  */
 export function gatherChannels(
-  table: usize, dst: usize, dstChannels: i32, plane: i32, units: i32, perPart: i32, part: i32, tid: i32,
+  table: usize, dst: usize, dstChannels: i32, plane: i32, units: i32, perPart: i32, accumulate: i32, part: i32, tid: i32,
 ): void {
   const u1 = imin(units, (part + 1) * perPart);
   for (let u = part * perPart; u < u1; u++) {
@@ -122,8 +123,13 @@ export function gatherChannels(
     const entry = table + (<usize>(u - n * dstChannels) << 3);
     const src = load<u32>(entry);
     const out = at(dst, u * plane);
-    if (src == 0) fillF32(out, plane, 0);
-    else copyF32(out, <usize>src + <usize>n * <usize>load<u32>(entry, 4), plane);
+    if (src == 0) {
+      if (!accumulate) fillF32(out, plane, 0);
+    } else if (accumulate) {
+      addF32(out, <usize>src + <usize>n * <usize>load<u32>(entry, 4), plane);
+    } else {
+      copyF32(out, <usize>src + <usize>n * <usize>load<u32>(entry, 4), plane);
+    }
   }
 }
 
