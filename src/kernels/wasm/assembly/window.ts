@@ -334,14 +334,13 @@ export function windowMax(
 }
 
 /**
- * Max-pool backward for one plane, in three vector passes:
+ * Max-pool backward for one plane, in three passes:
  * 1. idx[oh][ow] = first tap (row-major, strictly greater wins) holding the window maximum,
  *    recomputed from the -inf padded Q plane of x; -1 where nothing is routed (lanes past
  *    outW, windows without input cells). A window whose cells are all -inf routes to its
  *    first in-bounds cell (PyTorch's rule), patched in scalar code (rare).
- * 2. For each tap t, gy masked by (idx == t) is added into the zeroed padded gradient plane
- *    gq at that tap's offset: consecutive outputs hit consecutive cells, so these are plain
- *    vector read-modify-writes instead of a scalar scatter.
+ * 2. Each gy is added into the zeroed padded gradient plane gq at its winner's cell, one
+ *    scalar add per output in output order (PyTorch's summation order).
  * 3. gx = gq without its padding (copyFromQ).
  * `idx` holds outH * roundUp4(outW) int32.
  */
@@ -391,30 +390,17 @@ export function maxPoolBackwardPlane(
     }
   }
   fillQ(gq, rows, phases, stride, 0);
-  for (let t = 0; t < T; t++) {
-    const tap = gq + <usize>load<i32>(taps + (<usize>t << 2));
-    const tv = i32x4.splat(t);
-    for (let oh = 0; oh < outH; oh++) {
-      const grow = at(gy, oh * outW);
-      const irow = idx + (<usize>(oh * nv) << 4);
-      const qrow = tap + <usize>(oh * rowStep);
-      let v = 0;
-      for (; v + 4 <= nv; v += 4) {
-        const o = <usize>v << 4;
-        const g0 = v128.and(v128.load(grow + o), i32x4.eq(v128.load(irow + o), tv));
-        const g1 = v128.and(v128.load(grow + o, 16), i32x4.eq(v128.load(irow + o, 16), tv));
-        const g2 = v128.and(v128.load(grow + o, 32), i32x4.eq(v128.load(irow + o, 32), tv));
-        const g3 = v128.and(v128.load(grow + o, 48), i32x4.eq(v128.load(irow + o, 48), tv));
-        v128.store(qrow + o, f32x4.add(v128.load(qrow + o), g0));
-        v128.store(qrow + o, f32x4.add(v128.load(qrow + o, 16), g1), 16);
-        v128.store(qrow + o, f32x4.add(v128.load(qrow + o, 32), g2), 32);
-        v128.store(qrow + o, f32x4.add(v128.load(qrow + o, 48), g3), 48);
-      }
-      for (; v < nv; v++) {
-        const o = <usize>v << 4;
-        const g = v128.and(v128.load(grow + o), i32x4.eq(v128.load(irow + o), tv));
-        v128.store(qrow + o, f32x4.add(v128.load(qrow + o), g));
-      }
+  // Route each gy to its window's winning cell: one scalar add per output, in output order
+  // (PyTorch's order). Nine masked vector passes, one per tap, were about 12 % slower.
+  for (let oh = 0; oh < outH; oh++) {
+    const grow = at(gy, oh * outW);
+    const irow = idx + (<usize>(oh * nv) << 4);
+    const qrow = gq + <usize>(oh * rowStep);
+    for (let ow = 0; ow < outW; ow++) {
+      const t = load<i32>(irow + (<usize>ow << 2));
+      if (t < 0) continue;
+      const p = qrow + <usize>load<i32>(taps + (<usize>t << 2)) + (<usize>ow << 2);
+      store<f32>(p, load<f32>(p) + load<f32>(grow + (<usize>ow << 2)));
     }
   }
   copyFromQ(gq, rows, phases, stride, pH, pW, gx, H, W);
