@@ -163,6 +163,12 @@ export interface KernelBackend {
     dst: Float32Array, dstChannels: number, dstChannelOffset: number,
     count: number, batch: number, plane: number, accumulate: boolean): void;
   /**
+   * For each of `planes` planes of h x w: y = x[offset:, offset:] ((h - offset) x (w - offset);
+   * FactorizedReduce's shift). With `backward`, the adjoint: x-shaped `dst` gets `src` at
+   * [offset:, offset:] and zeros elsewhere.
+   */
+  cropPlanes(src: Float32Array, dst: Float32Array, planes: number, h: number, w: number, offset: number, backward: boolean): void;
+  /**
    * Channel gather, one call for a whole shuffle, concatenation or slice: for every sample n
    * and destination channel d, dst[n, d] = sources[map[2d]][n, map[2d + 1]] (source s has
    * sourceChannels[s] channels per sample); map[2d] = -1 writes a zero plane. Every source

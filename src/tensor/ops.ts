@@ -528,28 +528,15 @@ export function cropTopLeft(x: Tensor, offset: number): Tensor {
   const oh = h - offset;
   const ow = w - offset;
   const y = empty([n, c, oh, ow]);
-  const src = x.data;
-  const dst = y.data;
-  for (let p = 0; p < n * c; p++) {
-    for (let r = 0; r < oh; r++) {
-      const from = p * h * w + (r + offset) * w + offset;
-      dst.set(src.subarray(from, from + ow), p * oh * ow + r * ow);
-    }
-  }
+  const k = kernels();
+  k.cropPlanes(x.data, y.data, n * c, h, w, offset, false);
   if (!needsGrad(x)) return y;
   return record(y, {
     name: 'cropTopLeft',
     inputs: [x],
     backward: (gy) => {
-      const gx = zeros(x.shape);
-      const g = gy.data;
-      const out = gx.data;
-      for (let p = 0; p < n * c; p++) {
-        for (let r = 0; r < oh; r++) {
-          const to = p * h * w + (r + offset) * w + offset;
-          out.set(g.subarray(p * oh * ow + r * ow, p * oh * ow + (r + 1) * ow), to);
-        }
-      }
+      const gx = empty(x.shape);
+      k.cropPlanes(gy.data, gx.data, n * c, h, w, offset, true);
       return [gx];
     },
   });

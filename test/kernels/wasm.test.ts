@@ -464,6 +464,30 @@ describe('wasm gatherChannels matches the reference', () => {
   });
 });
 
+describe('wasm cropPlanes matches the reference', () => {
+  for (const [h, w, offset] of [[4, 4, 1], [9, 7, 1], [32, 32, 1], [6, 300, 2]]) {
+    it(`${h}x${w} offset ${offset}, forward and adjoint`, () => {
+      const rng = new Random(480 + h + w);
+      const planes = 5;
+      const cropped = planes * (h - offset) * (w - offset);
+      const x = randn(rng, planes * h * w);
+      const y = garbage(wasm, cropped);
+      wasm.cropPlanes(on(wasm, x), y, planes, h, w, offset, false);
+      const yRef = new Float32Array(cropped);
+      ref.cropPlanes(x, yRef, planes, h, w, offset, false);
+      assertBitwise(y, yRef, 'crop');
+      assert.equal(yRef[0], x[offset * w + offset]);
+      const gy = randn(rng, cropped);
+      const gx = garbage(wasm, planes * h * w);
+      wasm.cropPlanes(on(wasm, gy), gx, planes, h, w, offset, true);
+      const gxRef = new Float32Array(planes * h * w).fill(Number.NaN);
+      ref.cropPlanes(gy, gxRef, planes, h, w, offset, true);
+      assertBitwise(gx, gxRef, 'adjoint');
+      assert.equal(gxRef[offset - 1], 0);
+    });
+  }
+});
+
 describe('wasm scaleSamples matches the reference', () => {
   for (const per of [1, 7, 4099]) {
     it(`per-sample length ${per}`, () => {

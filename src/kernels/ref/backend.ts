@@ -540,6 +540,22 @@ export class ReferenceBackend implements KernelBackend {
     }
   }
 
+  cropPlanes(src: Float32Array, dst: Float32Array, planes: number, h: number, w: number, offset: number, backward: boolean): void {
+    const oh = h - offset;
+    const ow = w - offset;
+    need(backward ? src : dst, planes * oh * ow, 'cropPlanes cropped');
+    need(backward ? dst : src, planes * h * w, 'cropPlanes full');
+    if (backward) dst.fill(0, 0, planes * h * w);
+    for (let p = 0; p < planes; p++) {
+      for (let r = 0; r < oh; r++) {
+        const full = p * h * w + (r + offset) * w + offset;
+        const cropped = p * oh * ow + r * ow;
+        if (backward) dst.set(src.subarray(cropped, cropped + ow), full);
+        else dst.set(src.subarray(full, full + ow), cropped);
+      }
+    }
+  }
+
   scaleMany(x: Float32Array, alphas: readonly number[], outs: readonly Float32Array[], n: number): void {
     if (alphas.length !== outs.length) throw new Error(`ref backend: scaleMany with ${alphas.length} factors and ${outs.length} outputs`);
     outs.forEach((out, k) => this.scale(x, alphas[k], out, n));

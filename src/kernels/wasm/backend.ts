@@ -57,7 +57,7 @@ const KERNELS = [
   'dwForward', 'dwGradInput', 'dwGradWeight',
   'bnPlaneSums', 'bnMean', 'bnPlaneSqDev', 'bnInvStd', 'bnPlaneAffine',
   'bnPlaneGradSums', 'bnGradFinish', 'bnPlaneTrainBackward', 'bnPlaneApplyBackward',
-  'relu', 'reluBackward', 'add', 'axpy', 'scale', 'dot', 'copyChannels', 'gatherChannels', 'scaleSamples', 'scaleMany', 'weightedSum', 'dots',
+  'relu', 'reluBackward', 'add', 'axpy', 'scale', 'dot', 'copyChannels', 'gatherChannels', 'scaleSamples', 'scaleMany', 'cropPlanes', 'weightedSum', 'dots',
   'maxPool', 'avgPool', 'maxPoolBackward', 'avgPoolBackward',
   'linear', 'linearGradInput', 'linearGradWeight',
 ] as const;
@@ -802,6 +802,15 @@ export class WasmBackend implements KernelBackend {
     this.run('copyChannels', batch, (batch * count * plane) / 8, [
       so, srcChannels, srcChannelOffset, dO, dstChannels, dstChannelOffset, count, plane, accumulate ? 1 : 0,
     ]);
+  }
+
+  cropPlanes(src: Float32Array, dst: Float32Array, planes: number, h: number, w: number, offset: number, backward: boolean): void {
+    if (!(offset > 0 && offset < h && offset < w)) throw new Error(`wasm backend: cropPlanes offset ${offset} outside ${h}x${w}`);
+    const cropped = planes * (h - offset) * (w - offset);
+    const so = this.off(src, backward ? cropped : planes * h * w, 'cropPlanes src');
+    const dO = this.off(dst, backward ? planes * h * w : cropped, 'cropPlanes dst');
+    const { parts, perPart } = this.partsFor(planes);
+    this.run('cropPlanes', parts, (planes * h * w) / 8, [so, dO, planes, h, w, offset, backward ? 1 : 0, perPart]);
   }
 
   scaleMany(x: Float32Array, alphas: readonly number[], outs: readonly Float32Array[], n: number): void {

@@ -209,3 +209,30 @@ export function scaleMany(x: usize, table: usize, count: i32, n: i32, chunk: i32
     }
   }
 }
+
+/**
+ * Part = planes [part * perPart, ...) of h x w: dst = src[offset:, offset:], or with
+ * `backward` the adjoint (the cropped src placed at [offset:, offset:] of a zeroed dst).
+ */
+export function cropPlanes(
+  src: usize, dst: usize, planes: i32, h: i32, w: i32, offset: i32, backward: i32, perPart: i32, part: i32, tid: i32,
+): void {
+  const p1 = imin(planes, (part + 1) * perPart);
+  const oh = h - offset;
+  const ow = w - offset;
+  for (let p = part * perPart; p < p1; p++) {
+    const full = at(backward ? dst : src, p * h * w);
+    const cropped = at(backward ? src : dst, p * oh * ow);
+    if (backward) fillF32(full, offset * w, 0);
+    for (let r = 0; r < oh; r++) {
+      const f = full + (<usize>((r + offset) * w) << 2);
+      const c = cropped + (<usize>(r * ow) << 2);
+      if (backward) {
+        fillF32(f, offset, 0);
+        copyF32(f + (<usize>offset << 2), c, ow);
+      } else {
+        copyF32(c, f + (<usize>offset << 2), ow);
+      }
+    }
+  }
+}
