@@ -259,6 +259,21 @@ export function samplesLines(runs: readonly SideRun[]): string[] {
 }
 
 /**
+ * The fastest timed step of each side and their ratio, one line: interference from other
+ * load only ever adds time, so on a noisy machine the minimum is the steadier comparison
+ * (the table's medians stay the primary numbers).
+ */
+export function fastestStepLine(pairs: { id: string; ours: StepResult | null; torch: StepResult | null }[]): string | null {
+  const parts = pairs.flatMap(({ id, ours, torch }) => {
+    if (!ours || !torch || ours.samplesS.length === 0 || torch.samplesS.length === 0) return [];
+    const o = Math.min(...ours.samplesS);
+    const t = Math.min(...torch.samplesS);
+    return [`${id} ${formatSeconds(o)} vs ${formatSeconds(t)} (${formatRatio(o, t)})`];
+  });
+  return parts.length === 0 ? null : `fastest timed step, ours vs PyTorch (s/step): ${parts.join(', ')}`;
+}
+
+/**
  * A worker's failure (e.g. out of memory) as its JSON line, so that the table's error list
  * says what went wrong in one line; the stack goes to stderr only with PCDARTS_BENCH_STACK=1.
  */
@@ -505,6 +520,8 @@ export async function run(args: readonly string[]): Promise<void> {
   console.log('');
   console.log(formatTable(headers, rows));
   if (withTorch) console.log('ratio = ours / PyTorch, same run, same thread count (below 1: we are faster / smaller)');
+  const fastest = fastestStepLine(runs.map((r) => ({ id: r.config.id, ours: r.ours.result, torch: r.torch?.result ?? null })));
+  if (fastest) console.log(fastest);
   console.log('images/s = 2 x batch images per step (a validation batch for the arch step + a training batch) / seconds per step');
 
   const split = runs.flatMap(({ config, ours, torch: theirs }) => [ours, theirs]

@@ -22,7 +22,7 @@ import {
   LOAD_REMINDER, formatRatio, formatTable, median, parsePositiveInt, peakRssMiB, processCpuSeconds, runAsWorker,
 } from './harness.js';
 import {
-  type SideRun, type StepResult, backendModule, checkFixtures, formatGiB, formatRate, formatSeconds, measureSide, parseCommon,
+  type SideRun, type StepResult, backendModule, checkFixtures, fastestStepLine, formatGiB, formatRate, formatSeconds, measureSide, parseCommon,
   preamble, pytorchScript, reportProcesses, reportWorkerError, samplesLines, threadEnv,
 } from './search.js';
 
@@ -214,6 +214,8 @@ export async function run(args: readonly string[]): Promise<void> {
   console.log('');
   console.log(formatTable(headers, rows));
   if (withTorch) console.log('ratio = ours / PyTorch, same run, same thread count (below 1: we are faster / smaller)');
+  const fastest = fastestStepLine(runs.map((r) => ({ id: `b${r.batch}`, ours: r.ours.result, torch: r.torch?.result ?? null })));
+  if (fastest) console.log(fastest);
   const parameters = runs.map((r) => r.ours.result?.parameters ?? r.torch?.result?.parameters).find((p) => p !== undefined);
   if (parameters !== undefined) console.log(`parameters (main network, auxiliary head excluded): ${parameters.toLocaleString('en-US')}`);
   const memory = runs.filter((r) => r.ours.result?.backendPeakMiB !== undefined)

@@ -96,3 +96,18 @@ describe('bench harness: other load', () => {
     assert.equal(otherLoad(1, 3, 1, 0), null);
   });
 });
+
+describe('bench search: fastest-step line', () => {
+  it('compares each side\'s minimum and skips configurations missing a side', async () => {
+    const { fastestStepLine } = await import('../../bench/search.js');
+    const side = (samplesS: number[]) => ({ side: 's', version: 'v', threads: 2, medianS: samplesS[0], samplesS, parameters: 1, peakRssMiB: 1 });
+    const line = fastestStepLine([
+      { id: 'k4-b64', ours: side([3, 2.5, 2.8]), torch: side([9, 10, 8]) },
+      { id: 'k1-b64', ours: side([10]), torch: null },
+    ]);
+    assert.ok(line !== null);
+    assert.match(line, /k4-b64 2\.50 vs 8\.00 \(0\.31x\)/);
+    assert.ok(!line.includes('k1-b64'));
+    assert.equal(fastestStepLine([{ id: 'x', ours: null, torch: side([1]) }]), null);
+  });
+});
