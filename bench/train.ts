@@ -14,7 +14,7 @@ import { publishedGenotype, type Genotype } from '../src/darts/genotype.js';
 import { NetworkCIFAR } from '../src/eval/network.js';
 import { setBackend } from '../src/kernels/registry.js';
 import { clipGradNorm, SGD } from '../src/nn/optim.js';
-import { backward } from '../src/tensor/autograd.js';
+import { backward, DEFAULT_EVAL_ACTIVATION_BUDGET_BYTES } from '../src/tensor/autograd.js';
 import * as ops from '../src/tensor/ops.js';
 import { manualSeed, Random } from '../src/tensor/random.js';
 import { fromArray, tidy } from '../src/tensor/tensor.js';
@@ -134,7 +134,7 @@ options:
   --check             run check_fixtures.py first (the search bench does it by default)
   --backend wasm|ref  our kernel backend (default wasm)
   --activation-budget MIB  our side: MiB of activations kept before cells recompute
-                      (default: the library's; 0 recomputes all)
+                      (default: the library's, ${DEFAULT_EVAL_ACTIVATION_BUDGET_BYTES / 2 ** 20}; 0 recomputes all)
   --python PATH       interpreter with torch (default: $PCDARTS_PYTHON or /usr/bin/python3)
   --verbose           also print every timed step`;
 

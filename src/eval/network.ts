@@ -12,7 +12,7 @@ import { convOutputSize } from '../kernels/backend.js';
 import { AvgPool2d, BatchNorm2d, Conv2d, Linear, ReLU } from '../nn/layers.js';
 import { Module, ModuleList, Sequential, type Layer } from '../nn/module.js';
 import * as ops from '../tensor/ops.js';
-import { checkpoint, DEFAULT_ACTIVATION_BUDGET_BYTES } from '../tensor/autograd.js';
+import { checkpoint, DEFAULT_EVAL_ACTIVATION_BUDGET_BYTES } from '../tensor/autograd.js';
 import { kernels } from '../kernels/registry.js';
 import { defaultRandom, Random } from '../tensor/random.js';
 import { shapeToString, type Tensor } from '../tensor/tensor.js';
@@ -48,7 +48,7 @@ export interface EvalNetworkOptions {
   recompute?: boolean;
   /**
    * With recompute, cells still keep their intermediates while the backend's live memory is
-   * below this many bytes when they start (default DEFAULT_ACTIVATION_BUDGET_BYTES; 0
+   * below this many bytes when they start (default DEFAULT_EVAL_ACTIVATION_BUDGET_BYTES; 0
    * recomputes every cell). The numbers do not depend on it.
    */
   activationBudgetBytes?: number;
@@ -268,7 +268,7 @@ export abstract class EvalNetwork extends Module {
     this.dropPathProb = this.config.dropPathProb;
     this.random = options.random ?? null;
     this.recompute = options.recompute ?? true;
-    this.activationBudgetBytes = options.activationBudgetBytes ?? DEFAULT_ACTIVATION_BUDGET_BYTES;
+    this.activationBudgetBytes = options.activationBudgetBytes ?? DEFAULT_EVAL_ACTIVATION_BUDGET_BYTES;
     this.auxiliaryIndex = auxiliaryCellIndex(this.config.layers);
   }
 

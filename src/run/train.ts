@@ -37,7 +37,7 @@ import { disposeModule } from '../nn/layers.js';
 import { clipGradNorm, SGD } from '../nn/optim.js';
 import { readSafetensors, type SafetensorsInput, type SafetensorsTensor, writeSafetensors } from '../nn/safetensors.js';
 import { cosineAnnealingLr } from '../nn/schedule.js';
-import { backward, noGrad } from '../tensor/autograd.js';
+import { backward, DEFAULT_EVAL_ACTIVATION_BUDGET_BYTES, noGrad } from '../tensor/autograd.js';
 import * as ops from '../tensor/ops.js';
 import { defaultRandom, manualSeed, Random } from '../tensor/random.js';
 import { tidy } from '../tensor/tensor.js';
@@ -109,7 +109,9 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
 
 /** Settings that do not change results; a resumed run may use others. */
 export type TrainRuntime = RunRuntime;
-export const DEFAULT_TRAIN_RUNTIME: Readonly<TrainRuntime> = DEFAULT_RUN_RUNTIME;
+export const DEFAULT_TRAIN_RUNTIME: Readonly<TrainRuntime> = Object.freeze({
+  ...DEFAULT_RUN_RUNTIME, activationBudgetMiB: DEFAULT_EVAL_ACTIVATION_BUDGET_BYTES / 2 ** 20,
+});
 
 /** Random-crop padding of the training augmentation (spec section 7). */
 export const TRAIN_CROP_PADDING = 4;

@@ -50,7 +50,7 @@ describe('pcdarts train --help', () => {
       ['--init-channels <n>', '36'], ['--layers <n>', '20'], ['--auxiliary', 'on'], ['--auxiliary-weight <x>', '0.4'],
       ['--cutout', 'on'], ['--cutout-length <n>', '16'], ['--drop-path-prob <x>', '0.3'], ['--grad-clip <x>', '5'],
       ['--label-smoothing <x>', '0'], ['--seed <n>', '0'], ['--valid-portion <x>', '0'], ['--limit-train <n>', 'all'],
-      ['--threads <n>', 'all cores'], ['--checkpoint-every <n>', '50'], ['--activation-budget <mib>', '768'], ['--out <dir>', 'runs/train-<date>-<time>'],
+      ['--threads <n>', 'all cores'], ['--checkpoint-every <n>', '50'], ['--activation-budget <mib>', '1536'], ['--out <dir>', 'runs/train-<date>-<time>'],
     ];
     for (const [flag, value] of defaults) {
       const at = help.indexOf(` ${flag} `);
