@@ -60,7 +60,10 @@ export class MixedOp extends Module {
   private mix(x: Tensor, weights: Tensor, weightOffset: number): Tensor {
     const [, c] = x.shape;
     if (c !== this.channels) throw new Error(`MixedOp: input has ${c} channels, expected ${this.channels}`);
-    const mixedInput = this.k === 1 ? x : ops.sliceChannels(x, 0, this.mixedChannels);
+    // K = 1 reads x whole; the alias sums the operations' gradients before they join x's
+    // other ones, as the slice does for K > 1, so keeping or recomputing this MixedOp
+    // gives the same bits.
+    const mixedInput = this.k === 1 ? ops.alias(x) : ops.sliceChannels(x, 0, this.mixedChannels);
     // The convolutions and FactorizedReduce all start with the same ReLU: compute it once
     // (the authors' code computes it four or five times; the values are identical).
     let activated: Tensor | null = null;
@@ -80,8 +83,8 @@ export class MixedOp extends Module {
     const mixed = ops.weightedSum(outputs, weights, indices);
     for (const o of outputs) if (o !== mixedInput) o.drop();
     if (activated) ops.releaseRelu(activated, mixedInput);
+    if (mixedInput !== x) mixedInput.drop();
     if (this.k === 1) return mixed;
-    mixedInput.drop();
     // channel_shuffle(cat([mixed, bypass]), K) as one gather; on a normal edge the bypass
     // channels are read straight from x.
     if (this.stride === 1) {

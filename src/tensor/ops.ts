@@ -398,6 +398,18 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
   });
 }
 
+/**
+ * The same values under a new autograd node (no copy: it borrows x's storage and holds x
+ * until its backward ran). Its gradient reaches x as one sum: the gradients of everything
+ * that reads the alias add up first, so the order in which they join x's other gradients
+ * does not depend on whether the readers were kept or recomputed.
+ */
+export function alias(x: Tensor): Tensor {
+  if (!needsGrad(x)) return x;
+  const y = new Tensor(x.data, x.shape, false, true);
+  return record(y, { name: 'alias', inputs: [x], saved: [x], backward: (gy) => [gy] });
+}
+
 /** A copy with another shape of the same size (gradient reshaped back). */
 export function reshape(x: Tensor, shape: Shape): Tensor {
   if (shapeSize(shape) !== x.numel) throw new Error(`reshape: ${shapeToString(x.shape)} cannot become ${shapeToString(shape)}`);
