@@ -19,6 +19,20 @@ import { asInputErrors } from './errors.js';
 import type { RunDirectory } from './run-dir.js';
 import { type StopRequest, type StopSignal, yieldToEventLoop } from './signals.js';
 
+/** The fields every step record of log.jsonl has (search and training add their own). */
+export interface StepRecordBase {
+  type: 'step';
+  /** 0-based epoch. */
+  epoch: number;
+  /** 0-based step within the epoch. */
+  step: number;
+  /** 0-based step counted over the whole run. */
+  global_step: number;
+  lr: number;
+  /** Training images per second of this step. */
+  images_per_s: number;
+}
+
 /** Running sums over the steps of the current epoch. */
 export interface EpochTotals {
   loss_sum: number;

@@ -39,6 +39,7 @@ import { useBackend } from './backend.js';
 import { datasetBatch, loadRunDataset } from './data.js';
 import {
   EpochRun, type LoopOutcome, type ResumeRecord, type RunCheckpointState, type RunEvents, type RunOptions, type RunProgress,
+  type StepRecordBase,
 } from './epoch-run.js';
 import { asInputErrors, RunInputError } from './errors.js';
 import { countCorrect, float32ArrayForJson, float32ForJson, roundForLog } from './metrics.js';
@@ -160,15 +161,7 @@ export function checkSearchNetwork(config: SearchConfig, dataset?: Dataset): voi
 // ------------------------------------------------------------------------------------------
 // Log records
 
-export interface SearchStepRecord {
-  type: 'step';
-  /** 0-based epoch. */
-  epoch: number;
-  /** 0-based step within the epoch. */
-  step: number;
-  /** 0-based step counted over the whole run. */
-  global_step: number;
-  lr: number;
+export interface SearchStepRecord extends StepRecordBase {
   /** Cross-entropy of the weight step's batch. */
   loss: number;
   /** Accuracy of the weight step's batch (fraction). */

@@ -46,6 +46,7 @@ import { moduleTensors, optimizerStateFrom, optimizerTensors, readCheckpoint } f
 import { datasetBatch, loadRunDataset } from './data.js';
 import {
   EpochRun, type LoopOutcome, type ResumeRecord, type RunCheckpointState, type RunEvents, type RunOptions, type RunProgress,
+  type StepRecordBase,
 } from './epoch-run.js';
 import { asInputErrors, oneLine, RunInputError } from './errors.js';
 import { writeFileAtomic } from './files.js';
@@ -323,20 +324,11 @@ export function loadModelWeights(network: EvalNetwork, tensors: Map<string, Safe
 // ------------------------------------------------------------------------------------------
 // Log records
 
-export interface TrainStepRecord {
-  type: 'step';
-  /** 0-based epoch. */
-  epoch: number;
-  /** 0-based step within the epoch. */
-  step: number;
-  /** 0-based step counted over the whole run. */
-  global_step: number;
-  lr: number;
+export interface TrainStepRecord extends StepRecordBase {
   /** The loss that was minimised: CE + auxiliary_weight * CE(aux), as the authors log it. */
   loss: number;
   /** Top-1 accuracy of the main logits on the batch (fraction). */
   acc: number;
-  images_per_s: number;
 }
 
 export interface TrainEpochRecord {

@@ -52,3 +52,20 @@ export function assertBadInput(result: Pick<Finished, 'code' | 'stderr'>, patter
   assert.equal(lines.length, 1, `one line expected, got: ${result.stderr}`);
   assert.match(lines[0], pattern);
 }
+
+/**
+ * Starts `args` (a run into `dir`), SIGKILLs it once the log shows step `step` of epoch 1 and
+ * before epoch 1 ends, then resumes it with --resume (2 threads) and checks that it finished
+ * from a mid-epoch checkpoint. The caller compares the result with an uninterrupted run.
+ */
+export async function killMidEpochAndResume(command: string, args: string[], dir: string, step: number): Promise<void> {
+  const { child, done } = start([command, ...args, '--out', dir]);
+  await waitFor(() => readLog(dir).some((r) => r.type === 'step' && r.epoch === 1 && r.step >= step), `step ${step} of epoch 1`);
+  child.kill('SIGKILL');
+  const killed = await done;
+  assert.equal(killed.signal, 'SIGKILL');
+  assert.ok(!readLog(dir).some((r) => r.type === 'epoch' && r.epoch === 1), 'the run finished its last epoch before it was killed');
+  const resumed = await pcdarts(command, '--resume', dir, '--threads', '2');
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.match(resumed.stderr, /resuming .* at epoch 1 step \d+/);
+}

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
-import { assertBadInput, type Finished, pcdarts, readLog, start, waitFor } from './process.js';
+import { assertBadInput, type Finished, killMidEpochAndResume, pcdarts, readLog, start, waitFor } from './process.js';
 
 const BUNDLED = fileURLToPath(new URL('../../../data/fashion-mnist-subset', import.meta.url));
 /** 16 steps per epoch, architecture steps in the second epoch. */
@@ -83,16 +83,7 @@ describe('pcdarts search runs', () => {
 
   it('resumes a run killed (SIGKILL) in the middle of an epoch to the same losses and genotype', async () => {
     const dir = join(root, 'killed');
-    const { child, done } = start(['search', ...TINY, '--checkpoint-every', '1', '--out', dir]);
-    await waitFor(() => readLog(dir).some((r) => r.type === 'step' && r.epoch === 1 && r.step >= 2), 'step 2 of epoch 1');
-    child.kill('SIGKILL');
-    const killed = await done;
-    assert.equal(killed.signal, 'SIGKILL');
-    assert.ok(!readLog(dir).some((r) => r.type === 'epoch' && r.epoch === 1), 'the run finished before it was killed');
-
-    const resumed = await pcdarts('search', '--resume', dir, '--threads', '2');
-    assert.equal(resumed.code, 0, resumed.stderr);
-    assert.match(resumed.stderr, /resuming .* at epoch 1 step \d+/);
+    await killMidEpochAndResume('search', [...TINY, '--checkpoint-every', '1'], dir, 2);
     assert.deepEqual(comparable(dir), comparable(reference));
     assert.equal(readFileSync(join(dir, 'genotype.json'), 'utf8'), readFileSync(join(reference, 'genotype.json'), 'utf8'));
     assert.equal(readFileSync(join(dir, 'genotypes.jsonl'), 'utf8'), readFileSync(join(reference, 'genotypes.jsonl'), 'utf8'));

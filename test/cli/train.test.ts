@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { assertBadInput, type LogRecord, pcdarts, readLog, start, waitFor } from './process.js';
+import { assertBadInput, killMidEpochAndResume, type LogRecord, pcdarts, readLog, start, waitFor } from './process.js';
 
 /** 144 training images (9 steps of 16 per epoch), 48 for validation, 100 test images. */
 const TINY = [
@@ -78,16 +78,7 @@ describe('pcdarts train runs', () => {
 
   it('resumes a run killed (SIGKILL) in the middle of an epoch to the same losses, best model and test accuracy', async () => {
     const dir = join(root, 'killed');
-    const { child, done } = start(['train', ...TINY, '--checkpoint-every', '2', '--out', dir]);
-    await waitFor(() => readLog(dir).some((r) => r.type === 'step' && r.epoch === 1 && r.step >= 3), 'step 3 of epoch 1');
-    child.kill('SIGKILL');
-    const killed = await done;
-    assert.equal(killed.signal, 'SIGKILL');
-    assert.ok(!readLog(dir).some((r) => r.type === 'epoch' && r.epoch === 1), 'the run finished its last epoch before it was killed');
-
-    const resumed = await pcdarts('train', '--resume', dir, '--threads', '2');
-    assert.equal(resumed.code, 0, resumed.stderr);
-    assert.match(resumed.stderr, /resuming .* at epoch 1 step \d+/);
+    await killMidEpochAndResume('train', [...TINY, '--checkpoint-every', '2'], dir, 3);
     assert.deepEqual(comparable(dir), comparable(reference));
     assert.equal(sha256(join(dir, 'best.safetensors')), sha256(join(reference, 'best.safetensors')));
 
