@@ -155,14 +155,6 @@ export interface KernelBackend {
 
   // --- channel plumbing ---
   /**
-   * Copies channels [srcChannelOffset, srcChannelOffset + count) of every sample of src
-   * (srcChannels channels per sample) to channels [dstChannelOffset, ...) of dst
-   * (dstChannels per sample); `plane` = H*W. With `accumulate`, adds instead of overwriting.
-   */
-  copyChannels(src: Float32Array, srcChannels: number, srcChannelOffset: number,
-    dst: Float32Array, dstChannels: number, dstChannelOffset: number,
-    count: number, batch: number, plane: number, accumulate: boolean): void;
-  /**
    * For each of `planes` planes of h x w: y = x[offset:, offset:] ((h - offset) x (w - offset);
    * FactorizedReduce's shift). With `backward`, the adjoint: x-shaped `dst` gets `src` at
    * [offset:, offset:] and zeros elsewhere.

@@ -583,30 +583,4 @@ describe('elementwise', () => {
     const third = Math.fround(1 / 3);
     assertClose([k.dot(t, t, n)], [n * third * third], 1e-12, 0, 'dot');
   });
-
-  it('copyChannels overwrite and accumulate', () => {
-    const batch = 2; const plane = 3;
-    const src = Float32Array.from({ length: batch * 4 * plane }, (_, i) => i);
-    const dst = new Float32Array(batch * 5 * plane).fill(-1);
-    k.copyChannels(src, 4, 1, dst, 5, 2, 2, batch, plane, false);
-    for (let n = 0; n < batch; n++) {
-      for (let c = 0; c < 5; c++) {
-        for (let p = 0; p < plane; p++) {
-          const v = dst[(n * 5 + c) * plane + p];
-          const expected = c >= 2 && c < 4 ? src[(n * 4 + c - 1) * plane + p] : -1;
-          assert.equal(v, expected, `overwrite n${n} c${c} p${p}`);
-        }
-      }
-    }
-    k.copyChannels(src, 4, 1, dst, 5, 2, 2, batch, plane, true);
-    for (let n = 0; n < batch; n++) {
-      for (let c = 0; c < 5; c++) {
-        for (let p = 0; p < plane; p++) {
-          const v = dst[(n * 5 + c) * plane + p];
-          const expected = c >= 2 && c < 4 ? 2 * src[(n * 4 + c - 1) * plane + p] : -1;
-          assert.equal(v, expected, `accumulate n${n} c${c} p${p}`);
-        }
-      }
-    }
-  });
 });

@@ -412,24 +412,6 @@ describe('wasm elementwise kernels match the reference', () => {
   }
 });
 
-describe('wasm copyChannels matches the reference', () => {
-  for (const accumulate of [false, true]) {
-    for (const plane of [1, 7, 64]) {
-      it(`plane ${plane} accumulate=${accumulate}`, () => {
-        const rng = new Random(400 + plane);
-        const batch = 3;
-        const src = randn(rng, batch * 5 * plane);
-        const dst = randn(rng, batch * 6 * plane);
-        const wdst = on(wasm, dst);
-        wasm.copyChannels(on(wasm, src), 5, 1, wdst, 6, 2, 3, batch, plane, accumulate);
-        const dstRef = Float32Array.from(dst);
-        ref.copyChannels(src, 5, 1, dstRef, 6, 2, 3, batch, plane, accumulate);
-        assertBitwise(wdst, dstRef, 'dst');
-      });
-    }
-  }
-});
-
 describe('wasm gatherChannels matches the reference', () => {
   for (const plane of [1, 7, 64, 300]) {
     it(`plane ${plane}: shuffled join of two sources with zero channels`, () => {

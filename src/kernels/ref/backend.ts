@@ -517,29 +517,6 @@ export class ReferenceBackend implements KernelBackend {
 
   // ---------------------------------------------------------------- channel plumbing
 
-  copyChannels(src: Float32Array, srcChannels: number, srcChannelOffset: number,
-    dst: Float32Array, dstChannels: number, dstChannelOffset: number,
-    count: number, batch: number, plane: number, accumulate: boolean): void {
-    if (srcChannelOffset < 0 || srcChannelOffset + count > srcChannels) {
-      throw new Error(`ref backend: copyChannels source range [${srcChannelOffset}, ${srcChannelOffset + count}) outside ${srcChannels} channels`);
-    }
-    if (dstChannelOffset < 0 || dstChannelOffset + count > dstChannels) {
-      throw new Error(`ref backend: copyChannels destination range [${dstChannelOffset}, ${dstChannelOffset + count}) outside ${dstChannels} channels`);
-    }
-    need(src, batch * srcChannels * plane, 'copyChannels src');
-    need(dst, batch * dstChannels * plane, 'copyChannels dst');
-    const span = count * plane;
-    for (let n = 0; n < batch; n++) {
-      const s = (n * srcChannels + srcChannelOffset) * plane;
-      const d = (n * dstChannels + dstChannelOffset) * plane;
-      if (accumulate) {
-        for (let i = 0; i < span; i++) dst[d + i] += src[s + i];
-      } else {
-        dst.set(src.subarray(s, s + span), d);
-      }
-    }
-  }
-
   cropPlanes(src: Float32Array, dst: Float32Array, planes: number, h: number, w: number, offset: number, backward: boolean): void {
     const oh = h - offset;
     const ow = w - offset;

@@ -57,7 +57,7 @@ const KERNELS = [
   'dwForward', 'dwGradInput', 'dwGradWeight',
   'bnPlaneSums', 'bnMean', 'bnPlaneSqDev', 'bnInvStd', 'bnPlaneAffine',
   'bnPlaneGradSums', 'bnGradFinish', 'bnPlaneTrainBackward', 'bnPlaneApplyBackward',
-  'relu', 'reluBackward', 'add', 'axpy', 'scale', 'dot', 'copyChannels', 'gatherChannels', 'scaleSamples', 'scaleMany', 'cropPlanes', 'weightedSum', 'dots',
+  'relu', 'reluBackward', 'add', 'axpy', 'scale', 'dot', 'gatherChannels', 'scaleSamples', 'scaleMany', 'cropPlanes', 'weightedSum', 'dots',
   'maxPool', 'avgPool', 'maxPoolBackward', 'avgPoolBackward',
   'linear', 'linearGradInput', 'linearGradWeight',
 ] as const;
@@ -787,22 +787,6 @@ export class WasmBackend implements KernelBackend {
   }
 
   // ---------------------------------------------------------------- channel plumbing
-
-  copyChannels(src: Float32Array, srcChannels: number, srcChannelOffset: number,
-    dst: Float32Array, dstChannels: number, dstChannelOffset: number,
-    count: number, batch: number, plane: number, accumulate: boolean): void {
-    if (srcChannelOffset < 0 || srcChannelOffset + count > srcChannels) {
-      throw new Error(`wasm backend: copyChannels source range [${srcChannelOffset}, ${srcChannelOffset + count}) outside ${srcChannels} channels`);
-    }
-    if (dstChannelOffset < 0 || dstChannelOffset + count > dstChannels) {
-      throw new Error(`wasm backend: copyChannels destination range [${dstChannelOffset}, ${dstChannelOffset + count}) outside ${dstChannels} channels`);
-    }
-    const so = this.off(src, batch * srcChannels * plane, 'copyChannels src');
-    const dO = this.off(dst, batch * dstChannels * plane, 'copyChannels dst');
-    this.run('copyChannels', batch, (batch * count * plane) / 8, [
-      so, srcChannels, srcChannelOffset, dO, dstChannels, dstChannelOffset, count, plane, accumulate ? 1 : 0,
-    ]);
-  }
 
   cropPlanes(src: Float32Array, dst: Float32Array, planes: number, h: number, w: number, offset: number, backward: boolean): void {
     if (!(offset > 0 && offset < h && offset < w)) throw new Error(`wasm backend: cropPlanes offset ${offset} outside ${h}x${w}`);

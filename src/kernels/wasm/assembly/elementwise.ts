@@ -96,18 +96,6 @@ export function dot(a: usize, b: usize, n: i32, chunk: i32, partials: usize, par
   store<f64>(at64(partials, part), total);
 }
 
-/** Part = sample: copies (or adds) `count` channel planes of sample `part`. */
-export function copyChannels(
-  src: usize, srcChannels: i32, srcOffset: i32, dst: usize, dstChannels: i32, dstOffset: i32,
-  count: i32, plane: i32, accumulate: i32, part: i32, tid: i32,
-): void {
-  const span = count * plane;
-  const s = at(src, (part * srcChannels + srcOffset) * plane);
-  const d = at(dst, (part * dstChannels + dstOffset) * plane);
-  if (accumulate) addF32(d, s, span);
-  else copyF32(d, s, span);
-}
-
 /**
  * Part = units [part * perPart, ...) of the (sample, destination channel) planes of dst, in
  * memory order. table: per destination channel two u32: the address of sample 0's source

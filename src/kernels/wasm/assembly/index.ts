@@ -10,6 +10,6 @@ export {
   bnPlaneSums, bnMean, bnPlaneSqDev, bnInvStd, bnPlaneAffine,
   bnPlaneGradSums, bnGradFinish, bnPlaneTrainBackward, bnPlaneApplyBackward,
 } from './batchnorm';
-export { relu, reluBackward, add, axpy, scale, dot, copyChannels, gatherChannels, scaleSamples, scaleMany, cropPlanes, weightedSum, dots } from './elementwise';
+export { relu, reluBackward, add, axpy, scale, dot, gatherChannels, scaleSamples, scaleMany, cropPlanes, weightedSum, dots } from './elementwise';
 export { poolScratchBytes, maxPool, avgPool, maxPoolBackward, avgPoolBackward } from './pool';
 export { linear, linearGradInput, linearGradWeight, linearScratchBytes } from './linear';
