@@ -32,6 +32,9 @@ export * from './darts/mixed-op.js';
 export * from './darts/search-network.js';
 export * from './darts/architect.js';
 export * from './darts/genotype.js';
+export * from './darts/genotype-derive.js';
+export * from './darts/genotype-python.js';
+export * from './darts/genotype-load.js';
 
 // eval (the networks that retrain a genotype, drop path, parameter and mult-add counts)
 export * from './eval/network.js';
@@ -54,7 +57,11 @@ export * from './run/settings.js';
 export * from './run/data.js';
 export * from './run/epoch-run.js';
 export * from './run/search.js';
+export * from './run/train-settings.js';
+export * from './run/evaluate.js';
 export * from './run/train.js';
+export * from './run/test-model.js';
+export * from './run/network-info.js';
 
 // Visualisation (cell drawings, run reports) is the separate entry 'pcdarts/viz': it loads
 // Vega, Graphviz (wasm) and resvg, which the engine and the loops do not need.

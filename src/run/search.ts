@@ -18,7 +18,8 @@
 import { resolve } from 'node:path';
 
 import { FirstOrderArchitect, withFrozen } from '../darts/architect.js';
-import { type Genotype, genotypeToJSON, nodeSoftmax, softmaxRows } from '../darts/genotype.js';
+import { type Genotype, genotypeToJSON } from '../darts/genotype.js';
+import { nodeSoftmax, softmaxRows } from '../darts/genotype-derive.js';
 import { betaSegments, SearchNetwork, type SearchNetworkConfig, validateSearchConfig } from '../darts/search-network.js';
 import {
   type Augmentation, BatchSampler, type BatchSamplerState, DATASET_NAMES, type Dataset, type DatasetName, NO_AUGMENTATION,

@@ -1,10 +1,9 @@
 /**
- * Training a found architecture from scratch (spec section 7) as a resumable run: settings
- * (the authors' train.py flags, CIFAR recipe as defaults), the step, the evaluation of each
- * epoch, the best model, the final test; and the two read-only uses of a genotype and a
- * trained model: `networkInfo` (parameters and mult-adds) and `testModel` (accuracy on the
- * test split). The loop, checkpoints, stop and resume are the run machinery shared with the
- * search (epoch-run.ts).
+ * Training a found architecture from scratch (spec section 7) as a resumable run: the step,
+ * the evaluation of each epoch, the best model, the final test. Its settings are in
+ * train-settings.ts, evaluation in evaluate.ts; the read-only uses of a genotype and a trained
+ * model are network-info.ts (`pcdarts info`) and test-model.ts (`pcdarts test`). The loop,
+ * checkpoints, stop and resume are the run machinery shared with the search (epoch-run.ts).
  *
  * A step: next batch of the training indices (reshuffled every epoch with the run's
  * generator, last partial batch kept), training augmentation (random crop with padding 4,
@@ -21,305 +20,39 @@
  *   DIR/checkpoint/        the last checkpoint (checkpoint.ts)
  *   DIR/best.safetensors   weights of the best epoch by validation accuracy (with --valid-portion)
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 
-import {
-  type Genotype, genotypeSteps, genotypeToJSON, PUBLISHED_GENOTYPE_NAMES, publishedGenotype, validateGenotype,
-} from '../darts/genotype.js';
-import {
-  type Augmentation, BatchSampler, type BatchSamplerState, DATASET_NAMES, type Dataset, type DatasetName, NO_AUGMENTATION,
-} from '../data/index.js';
-import { evalNetworkComplexity, networkComplexity } from '../eval/complexity.js';
-import { type EvalNetwork, type EvalNetworkOptions, NetworkCIFAR } from '../eval/network.js';
+import { genotypeSteps, genotypeToJSON } from '../darts/genotype.js';
+import { type Augmentation, BatchSampler, type BatchSamplerState } from '../data/index.js';
+import { NetworkCIFAR } from '../eval/network.js';
 import { kernels } from '../kernels/registry.js';
 import { disposeModule } from '../nn/layers.js';
 import { clipGradNorm, SGD } from '../nn/optim.js';
-import { readSafetensors, type SafetensorsInput, type SafetensorsTensor, writeSafetensors } from '../nn/safetensors.js';
+import { type SafetensorsInput, type SafetensorsTensor, writeSafetensors } from '../nn/safetensors.js';
 import { cosineAnnealingLr } from '../nn/schedule.js';
-import { backward, DEFAULT_EVAL_ACTIVATION_BUDGET_BYTES, noGrad } from '../tensor/autograd.js';
+import { backward } from '../tensor/autograd.js';
 import * as ops from '../tensor/ops.js';
-import { defaultRandom, manualSeed, Random } from '../tensor/random.js';
+import { manualSeed, Random } from '../tensor/random.js';
 import { tidy } from '../tensor/tensor.js';
 import { useBackend } from './backend.js';
 import { moduleTensors, optimizerStateFrom, optimizerTensors, readCheckpoint } from './checkpoint.js';
-import { datasetBatch, loadRunDataset } from './data.js';
+import { datasetBatch } from './data.js';
 import {
   EpochRun, type LoopOutcome, type ResumeRecord, type RunCheckpointState, type RunEvents, type RunOptions, type RunProgress,
   type StepRecordBase,
 } from './epoch-run.js';
-import { asInputErrors, oneLine, RunInputError } from './errors.js';
+import { asInputErrors } from './errors.js';
 import { writeFileAtomic } from './files.js';
 import { countTopK, float32ForJson, roundForLog } from './metrics.js';
-import { checkNewRunDirectory, isRunDirectory, LOG_FILE, readRunConfig, type RunConfigFile, RunDirectory } from './run-dir.js';
+import { checkNewRunDirectory, readRunConfig, type RunConfigFile, RunDirectory } from './run-dir.js';
 import { GENOTYPE_FILE } from './search.js';
+import { evaluateNetwork, type Evaluation, loadModelWeights, readModelFile, roundEvaluation } from './evaluate.js';
 import {
-  checkResumeSettings, checkRunRuntime, checkSettings, DEFAULT_RUN_RUNTIME, definedEntries, describeSetting, flagName,
-  integerAtLeast, isBoolean, numberAtLeast, numberInRange, optionalIntegerAtLeast, type RunRuntime, type SettingCheck,
-} from './settings.js';
-
-/**
- * Settings that determine a training run's results. Keys are the camelCase forms of the CLI
- * flags (`--drop-path-prob` -> dropPathProb, `--no-cutout` -> cutout: false), as stored in
- * config.json.
- */
-export interface TrainConfig {
-  /** The architecture (config.json holds the genotype itself, not its name). */
-  genotype: Genotype;
-  dataset: DatasetName;
-  /** Dataset directory; null: the dataset's standard location (none for the bundled subset). */
-  data: string | null;
-  batchSize: number;
-  /** Initial learning rate, annealed by a cosine to 0 over the epochs. */
-  lr: number;
-  momentum: number;
-  weightDecay: number;
-  epochs: number;
-  initChannels: number;
-  /** Cells. */
-  layers: number;
-  /** The auxiliary head and its loss. */
-  auxiliary: boolean;
-  auxiliaryWeight: number;
-  cutout: boolean;
-  cutoutLength: number;
-  /** Final drop-path probability (p_e = dropPathProb * e / epochs). */
-  dropPathProb: number;
-  gradClip: number;
-  /** Label smoothing of the training loss (main and auxiliary); 0: off. */
-  labelSmoothing: number;
-  seed: number;
-  /** The last fraction of the training set held out for validation (and a best checkpoint); 0: none. */
-  validPortion: number;
-  /** Use only the first N training images (before the validation split); null: all. */
-  limitTrain: number | null;
-  /** Evaluate only the first N test images; null: all. */
-  limitTest: number | null;
-}
-
-/** The authors' published CIFAR-10 architecture, their train.py's default. */
-export const DEFAULT_TRAIN_GENOTYPE = 'PC_DARTS_cifar';
-
-/** The CIFAR-10 recipe of spec section 7, on the bundled Fashion-MNIST subset. */
-export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
-  genotype: publishedGenotype(DEFAULT_TRAIN_GENOTYPE), dataset: 'fashion-mnist-bundled', data: null, batchSize: 96, lr: 0.025,
-  momentum: 0.9, weightDecay: 3e-4, epochs: 600, initChannels: 36, layers: 20, auxiliary: true, auxiliaryWeight: 0.4,
-  cutout: true, cutoutLength: 16, dropPathProb: 0.3, gradClip: 5, labelSmoothing: 0, seed: 0, validPortion: 0,
-  limitTrain: null, limitTest: null,
-});
-
-/** Settings that do not change results; a resumed run may use others. */
-export type TrainRuntime = RunRuntime;
-export const DEFAULT_TRAIN_RUNTIME: Readonly<TrainRuntime> = Object.freeze({
-  ...DEFAULT_RUN_RUNTIME, activationBudgetMiB: DEFAULT_EVAL_ACTIVATION_BUDGET_BYTES / 2 ** 20,
-});
-
-/** Random-crop padding of the training augmentation (spec section 7). */
-export const TRAIN_CROP_PADDING = 4;
-
-/** Weights of the best epoch by validation accuracy. */
-export const BEST_MODEL_FILE = 'best.safetensors';
-
-const TRAIN_LOGS = [LOG_FILE] as const;
-
-const CONFIG_CHECKS: { [K in keyof TrainConfig]?: SettingCheck } = {
-  dataset: (v) => (DATASET_NAMES as readonly unknown[]).includes(v) ? null : `expected one of ${DATASET_NAMES.join(', ')}`,
-  data: (v) => v === null || (typeof v === 'string' && v !== '') ? null : 'expected a directory',
-  batchSize: integerAtLeast(1),
-  lr: numberAtLeast(0, true),
-  momentum: numberInRange(0, 1),
-  weightDecay: numberAtLeast(0),
-  epochs: integerAtLeast(1),
-  initChannels: integerAtLeast(1),
-  layers: integerAtLeast(1),
-  auxiliary: isBoolean,
-  auxiliaryWeight: numberAtLeast(0),
-  cutout: isBoolean,
-  cutoutLength: integerAtLeast(1),
-  dropPathProb: numberInRange(0, 1),
-  gradClip: numberAtLeast(0, true),
-  labelSmoothing: numberInRange(0, 1),
-  seed: integerAtLeast(0),
-  validPortion: numberInRange(0, 1),
-  limitTrain: optionalIntegerAtLeast(1),
-  limitTest: optionalIntegerAtLeast(1),
-};
-
-/** Checks every setting's type and range (the error names the flag) and the genotype. */
-export function checkTrainConfig(config: TrainConfig): void {
-  checkSettings(config, CONFIG_CHECKS);
-  asInputErrors(() => validateGenotype(config.genotype));
-}
-
-/** With `nodes` (the --nodes flag): both cells of the genotype must have that many intermediate nodes. */
-export function checkGenotypeNodes(genotype: Genotype, nodes: number | undefined): void {
-  if (nodes === undefined) return;
-  if (!(Number.isInteger(nodes) && nodes >= 1)) throw new RunInputError(`--nodes: expected an integer >= 1, got ${nodes}`);
-  asInputErrors(() => validateGenotype(genotype, { steps: nodes }), `--nodes ${nodes}`);
-}
-
-/** The published name of a genotype equal to `genotype`, else its JSON on one line. */
-export function genotypeLabel(genotype: Genotype): string {
-  const text = JSON.stringify(genotype);
-  const name = PUBLISHED_GENOTYPE_NAMES.find((n) => JSON.stringify(publishedGenotype(n)) === text);
-  return name ?? text;
-}
-
-function describeTrainSetting(key: keyof TrainConfig, value: unknown): string {
-  if (key === 'genotype') return `--genotype ${genotypeLabel(value as Genotype)}`;
-  if (key === 'auxiliary') return value ? 'the auxiliary head on' : '--no-auxiliary';
-  if (key === 'cutout') return value ? 'cutout on' : '--no-cutout';
-  return describeSetting(key, value);
-}
-
-/** Error when a setting given with --resume differs from the run's. */
-export function checkTrainResumeSettings(stored: TrainConfig, given: Partial<TrainConfig>): void {
-  checkResumeSettings(stored, given, describeTrainSetting);
-}
-
-/** The training and test splits a run uses. */
-export interface TrainData {
-  readonly train: Dataset;
-  readonly test: Dataset;
-}
-
-/** Both splits of the run's dataset (errors become RunInputErrors), limited as configured. */
-export function loadTrainData(config: TrainConfig): TrainData {
-  const load = (split: 'train' | 'test', limit: number | null, limitFlag: string): Dataset =>
-    loadRunDataset({ dataset: config.dataset, data: config.data, split, limit, limitFlag });
-  return { train: load('train', config.limitTrain, '--limit-train'), test: load('test', config.limitTest, '--limit-test') };
-}
-
-/** Training indices (the first images) and validation indices (the last `validPortion` of them). */
-export function trainValidIndices(count: number, validPortion: number): { train: Int32Array; valid: Int32Array } {
-  const validCount = Math.floor(validPortion * count);
-  const trainCount = count - validCount;
-  return {
-    train: Int32Array.from({ length: trainCount }, (_, i) => i),
-    valid: Int32Array.from({ length: validCount }, (_, i) => trainCount + i),
-  };
-}
-
-function checkData(config: TrainConfig, data: TrainData): void {
-  const { train, test } = data;
-  if (train.channels !== test.channels || train.height !== test.height || train.width !== test.width || train.classes !== test.classes) {
-    throw new RunInputError(`${train.name}: the test images (${test.channels}x${test.height}x${test.width}, ${test.classes} classes) do not match the training images (${train.channels}x${train.height}x${train.width}, ${train.classes} classes)`);
-  }
-  const { train: trainIndices, valid } = trainValidIndices(train.count, config.validPortion);
-  if (trainIndices.length === 0) throw new RunInputError(`--valid-portion ${config.validPortion} of ${train.count} images leaves no training images`);
-  if (config.validPortion > 0 && valid.length === 0) {
-    throw new RunInputError(`--valid-portion ${config.validPortion} of ${train.count} images holds out no validation image: use a larger portion or --valid-portion 0`);
-  }
-}
-
-/** The options of the training network for a dataset of `inChannels` channels and `classes` classes. */
-function trainNetworkOptions(config: TrainConfig, inChannels: number, classes: number): EvalNetworkOptions {
-  return {
-    genotype: config.genotype, channels: config.initChannels, layers: config.layers, classes, inChannels,
-    auxiliary: config.auxiliary, dropPathProb: 0,
-  };
-}
-
-/**
- * Builds a network without disturbing the process-wide generator (parameter initialisation
- * draws from it, and a run's state includes it).
- */
-function withScratchNetwork<T>(build: () => EvalNetwork, use: (network: EvalNetwork) => T): T {
-  const saved = defaultRandom().getState();
-  let network: EvalNetwork | null = null;
-  try {
-    network = build();
-    return use(network);
-  } finally {
-    if (network !== null) disposeModule(network);
-    defaultRandom().setState(saved);
-  }
-}
-
-/**
- * Checks that the network can be built and take the dataset's images (even sizes before
- * every reduction, the auxiliary head's 8x8 input); returns its parameter count (auxiliary
- * head excluded) and mult-adds per image.
- */
-export function checkTrainNetwork(config: TrainConfig, dataset: Dataset): { parameters: number; multAdds: number } {
-  return asInputErrors(() => withScratchNetwork(
-    () => new NetworkCIFAR(trainNetworkOptions(config, dataset.channels, dataset.classes)),
-    (network) => {
-      const complexity = networkComplexity(network, dataset.height, dataset.width);
-      if (config.auxiliary) {
-        // The head reads the output of cell floor(2 layers / 3); it needs an 8x8 feature map there.
-        const reductions = network.cells.slice(0, network.auxiliaryIndex + 1).filter((cell) => cell.reduction).length;
-        const height = dataset.height / 2 ** reductions;
-        const width = dataset.width / 2 ** reductions;
-        if (height !== 8 || width !== 8) {
-          throw new Error(`the auxiliary head (after cell ${network.auxiliaryIndex}) needs an 8x8 feature map, but ${dataset.height}x${dataset.width} images with ${config.layers} layers give ${height}x${width} there: use --no-auxiliary`);
-        }
-      }
-      return complexity;
-    },
-  ));
-}
-
-// ------------------------------------------------------------------------------------------
-// Evaluation
-
-/** Accuracies (fractions) and mean cross-entropy (no label smoothing) over a set of images. */
-export interface Evaluation {
-  top1: number;
-  top5: number;
-  loss: number;
-  images: number;
-}
-
-/**
- * Evaluates `network` on the images `indices` of `dataset` (all when absent): eval mode (no
- * drop path, no auxiliary head, batch-norm running statistics), no gradients, no augmentation.
- */
-export function evaluateNetwork(network: EvalNetwork, dataset: Dataset, options: { batchSize: number; indices?: Int32Array }): Evaluation {
-  const indices = options.indices ?? Int32Array.from({ length: dataset.count }, (_, i) => i);
-  if (indices.length === 0) throw new Error('evaluateNetwork: no images to evaluate');
-  const unused = new Random(0); // without augmentation nothing is drawn
-  const wasTraining = network.training;
-  let top1 = 0;
-  let top5 = 0;
-  let lossSum = 0;
-  network.eval();
-  try {
-    noGrad(() => {
-      for (let start = 0; start < indices.length; start += options.batchSize) {
-        tidy(() => {
-          const { x, labels } = datasetBatch(dataset, indices.subarray(start, start + options.batchSize), NO_AUGMENTATION, unused);
-          const { logits } = network.forward(x);
-          top1 += countTopK(logits, labels, 1);
-          top5 += countTopK(logits, labels, 5);
-          lossSum += ops.crossEntropy(logits, labels).item() * labels.length;
-        });
-      }
-    });
-  } finally {
-    network.train(wasTraining);
-  }
-  const n = indices.length;
-  return { top1: top1 / n, top5: top5 / n, loss: lossSum / n, images: n };
-}
-
-/**
- * Loads a model's weights from checkpoint tensors: the `model.` entries of a run checkpoint,
- * or every entry of a plain state dict. The auxiliary head's weights are skipped when the
- * network has none (evaluation). Every other key must match: a checkpoint of another
- * architecture is a one-line RunInputError naming the first mismatching key.
- */
-export function loadModelWeights(network: EvalNetwork, tensors: Map<string, SafetensorsTensor>, source: string): void {
-  const prefix = [...tensors.keys()].some((name) => name.startsWith('model.')) ? 'model.' : '';
-  const weights = new Map<string, ArrayLike<number>>();
-  for (const [name, t] of tensors) {
-    if (!name.startsWith(prefix)) continue;
-    const key = name.slice(prefix.length);
-    if (network.auxiliaryHead === null && key.startsWith('auxiliary_head.')) continue;
-    weights.set(key, t.values);
-  }
-  asInputErrors(() => network.loadState(weights, { strict: true, what: source }));
-}
+  BEST_MODEL_FILE, checkData, checkGenotypeNodes, checkTrainConfig, checkTrainNetwork, checkTrainResumeSettings,
+  DEFAULT_TRAIN_CONFIG, DEFAULT_TRAIN_RUNTIME, genotypeLabel, loadTrainData, type TrainConfig, type TrainData,
+  type TrainRuntime, trainNetworkOptions, trainValidIndices, TRAIN_CROP_PADDING, TRAIN_LOGS, withScratchNetwork,
+} from './train-settings.js';
+import { checkRunRuntime, definedEntries } from './settings.js';
 
 // ------------------------------------------------------------------------------------------
 // Log records
@@ -675,22 +408,6 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
   }
 }
 
-function roundEvaluation(result: Evaluation): Pick<TrainTestRecord, 'top1' | 'top5' | 'loss' | 'images'> {
-  return { top1: roundForLog(result.top1, 8), top5: roundForLog(result.top5, 8), loss: roundForLog(result.loss, 8), images: result.images };
-}
-
-/** The tensors of a safetensors file; a missing or unreadable file is a RunInputError. */
-function readModelFile(path: string): Map<string, SafetensorsTensor> {
-  let bytes: Uint8Array;
-  try {
-    bytes = new Uint8Array(readFileSync(path));
-  } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : oneLine(error);
-    throw new RunInputError(`${path}: ${reason}`);
-  }
-  return asInputErrors(() => readSafetensors(bytes, path));
-}
-
 /** "epoch 3/600 | train loss 1.2345 acc 55.1% | valid ... | test loss 1.3 acc 50.2% | drop path 0.001 | 41s" */
 export function formatTrainEpochLine(record: TrainEpochRecord, epochs: number): string {
   const percent = (v: number): string => `${(100 * v).toFixed(2)}%`;
@@ -708,192 +425,4 @@ export function formatTrainStepStatus(record: TrainStepRecord, epochs: number): 
 /** "top-1 91.20% top-5 99.80% loss 0.2534 (1000 images)" */
 export function formatTestResult(result: { top1: number; top5: number; loss: number; images: number }): string {
   return `top-1 ${(100 * result.top1).toFixed(2)}% top-5 ${(100 * result.top5).toFixed(2)}% loss ${result.loss.toFixed(4)} (${result.images} test images)`;
-}
-
-// ------------------------------------------------------------------------------------------
-// Testing a trained model (pcdarts test)
-
-export interface TestModelOptions {
-  /** A train run directory: its best model (with a validation split) or its last checkpoint. */
-  run?: string;
-  /** A safetensors file of weights: a run's checkpoint or best model, or a plain state dict. */
-  checkpoint?: string;
-  /** With `run`: the last checkpoint even when a best model exists. */
-  last?: boolean;
-  /** The architecture; required with a checkpoint outside a train run directory, else it must equal the run's. */
-  genotype?: Genotype;
-  nodes?: number;
-  initChannels?: number;
-  layers?: number;
-  dataset?: DatasetName;
-  data?: string | null;
-  /** Evaluate only the first N test images (default: the run's --limit-test, else all). */
-  limitTest?: number | null;
-  /** Default: the run's batch size. */
-  batchSize?: number;
-  threads?: number | null;
-  /** An already loaded test split (tests, embedding). */
-  testData?: Dataset;
-}
-
-export interface TestModelResult extends Evaluation {
-  /** The weights file that was tested. */
-  checkpoint: string;
-  dataset: string;
-  genotype: Genotype;
-  initChannels: number;
-  layers: number;
-}
-
-/** The train run a weights file belongs to: its folder or the folder above (checkpoint/). */
-function enclosingTrainRun(file: string): string | null {
-  for (const dir of [dirname(file), dirname(dirname(file))]) {
-    if (!isRunDirectory(dir)) continue;
-    try {
-      if (readRunConfig(dir).command === 'train') return dir;
-    } catch {
-      // not a readable run: look no further up
-    }
-    return null;
-  }
-  return null;
-}
-
-/**
- * Accuracy (top-1, top-5) and loss of a trained model on the test split, in eval mode. The
- * architecture comes from the run's config.json; settings given in the options must agree
- * with it (outside a run they define it). Any bad input is a one-line RunInputError.
- */
-export function testModel(options: TestModelOptions): TestModelResult {
-  if ((options.run === undefined) === (options.checkpoint === undefined)) {
-    throw new RunInputError('give either a train run directory (--run DIR) or a weights file (--checkpoint FILE)');
-  }
-  let runDir: string | null;
-  let weightsPath: string;
-  let tensors: Map<string, SafetensorsTensor>;
-  if (options.run !== undefined) {
-    runDir = options.run;
-    if (!existsSync(runDir)) throw new RunInputError(`--run ${runDir}: no such directory`);
-    readRunConfig(runDir, 'train');
-    const best = join(runDir, BEST_MODEL_FILE);
-    if (!options.last && existsSync(best)) {
-      weightsPath = best;
-      tensors = readModelFile(best);
-    } else {
-      const checkpoint = readCheckpoint<TrainCheckpointState>(runDir);
-      if (checkpoint === null) throw new RunInputError(`${runDir}: no checkpoint yet, so no trained weights to test`);
-      weightsPath = join(runDir, 'checkpoint');
-      tensors = checkpoint.tensors;
-    }
-  } else {
-    weightsPath = options.checkpoint!;
-    if (existsSync(weightsPath) && statSync(weightsPath).isDirectory()) {
-      throw new RunInputError(`--checkpoint ${weightsPath} is a directory: give a .safetensors file, or the run directory with --run`);
-    }
-    tensors = readModelFile(weightsPath);
-    runDir = enclosingTrainRun(weightsPath);
-  }
-
-  const stored: Partial<TrainConfig> = runDir === null ? {} : readRunConfig(runDir, 'train').config as Partial<TrainConfig>;
-  if (runDir === null && options.genotype === undefined) {
-    throw new RunInputError(`${weightsPath} is not in a train run directory: give its architecture with --genotype (and --init-channels, --layers, --dataset as trained)`);
-  }
-  if (runDir !== null && options.genotype !== undefined && stored.genotype !== undefined
-    && JSON.stringify(options.genotype) !== JSON.stringify(stored.genotype)) {
-    throw new RunInputError(`--genotype ${genotypeLabel(options.genotype)} is not the genotype the run ${runDir} trained (${genotypeLabel(stored.genotype)})`);
-  }
-  const config: TrainConfig = {
-    ...DEFAULT_TRAIN_CONFIG, ...stored,
-    ...definedEntries<TrainConfig>({
-      genotype: options.genotype, initChannels: options.initChannels, layers: options.layers, dataset: options.dataset,
-      data: options.data, limitTest: options.limitTest, batchSize: options.batchSize,
-    }),
-  };
-  if (options.data !== undefined && config.data !== null) config.data = resolve(config.data);
-  asInputErrors(() => checkTrainConfig(config), runDir === null ? undefined : `${runDir}/config.json`);
-  checkGenotypeNodes(config.genotype, options.nodes);
-  const test = options.testData ?? loadRunDataset({ dataset: config.dataset, data: config.data, split: 'test', limit: config.limitTest, limitFlag: '--limit-test' });
-  useBackend(options.threads ?? null);
-  const result = asInputErrors(() => withScratchNetwork(
-    () => new NetworkCIFAR({ ...trainNetworkOptions(config, test.channels, test.classes), auxiliary: false }),
-    (network) => {
-      network.checkInputSize(test.height, test.width);
-      loadModelWeights(network, tensors, weightsPath);
-      return evaluateNetwork(network, test, { batchSize: config.batchSize });
-    },
-  ));
-  return {
-    ...result, checkpoint: weightsPath, dataset: test.name, genotype: config.genotype,
-    initChannels: config.initChannels, layers: config.layers,
-  };
-}
-
-// ------------------------------------------------------------------------------------------
-// Network facts (pcdarts info)
-
-/** Datasets whose network `networkInfo` can describe: the training datasets and ImageNet (mobile setting). */
-export const INFO_DATASET_NAMES = ['cifar10', 'imagenet', 'fashion-mnist', 'fashion-mnist-bundled'] as const;
-export type InfoDatasetName = (typeof INFO_DATASET_NAMES)[number];
-
-export interface NetworkInfoOptions {
-  genotype: Genotype;
-  /** Default cifar10. */
-  dataset?: InfoDatasetName;
-  /** Default 36 (48 for imagenet). */
-  initChannels?: number;
-  /** Default 20 (14 for imagenet). */
-  layers?: number;
-  /** Intermediate nodes the genotype must have; absent: not checked. */
-  nodes?: number;
-}
-
-export interface NetworkInfo {
-  /** The authors' NetworkCIFAR or NetworkImageNet. */
-  network: 'cifar' | 'imagenet';
-  dataset: InfoDatasetName;
-  init_channels: number;
-  layers: number;
-  nodes: number;
-  classes: number;
-  in_channels: number;
-  input_size: number;
-  /** Parameters of the main network (auxiliary head excluded). */
-  parameters: number;
-  /** Multiply-adds of one image's forward pass (spec section 7). */
-  mult_adds: number;
-}
-
-const INFO_NETWORKS: Record<InfoDatasetName, { network: 'cifar' | 'imagenet'; classes: number; inChannels: number; inputSize: number; channels: number; layers: number }> = {
-  'cifar10': { network: 'cifar', classes: 10, inChannels: 3, inputSize: 32, channels: 36, layers: 20 },
-  'fashion-mnist': { network: 'cifar', classes: 10, inChannels: 1, inputSize: 32, channels: 36, layers: 20 },
-  'fashion-mnist-bundled': { network: 'cifar', classes: 10, inChannels: 1, inputSize: 32, channels: 36, layers: 20 },
-  'imagenet': { network: 'imagenet', classes: 1000, inChannels: 3, inputSize: 224, channels: 48, layers: 14 },
-};
-
-/** Parameters and mult-adds of the evaluation network of a genotype (spec section 7's table). */
-export function networkInfo(options: NetworkInfoOptions): NetworkInfo {
-  const dataset = options.dataset ?? 'cifar10';
-  const shape = INFO_NETWORKS[dataset];
-  if (shape === undefined) throw new RunInputError(`--dataset: expected one of ${INFO_DATASET_NAMES.join(', ')}, got ${JSON.stringify(dataset)}`);
-  const initChannels = options.initChannels ?? shape.channels;
-  const layers = options.layers ?? shape.layers;
-  for (const [key, value] of [['initChannels', initChannels], ['layers', layers]] as const) {
-    if (!(Number.isInteger(value) && value >= 1)) throw new RunInputError(`${flagName(key)}: expected an integer >= 1, got ${value}`);
-  }
-  const genotype = asInputErrors(() => validateGenotype(options.genotype));
-  checkGenotypeNodes(genotype, options.nodes);
-  const saved = defaultRandom().getState();
-  const report = asInputErrors(() => {
-    try {
-      return evalNetworkComplexity(shape.network, {
-        genotype, channels: initChannels, layers, classes: shape.classes, inChannels: shape.inChannels, auxiliary: false,
-      }, shape.inputSize);
-    } finally {
-      defaultRandom().setState(saved);
-    }
-  });
-  return {
-    network: shape.network, dataset, init_channels: initChannels, layers, nodes: genotypeSteps(genotype), classes: shape.classes,
-    in_channels: shape.inChannels, input_size: shape.inputSize, parameters: report.parameters, mult_adds: report.multAdds,
-  };
 }

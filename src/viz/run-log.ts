@@ -8,16 +8,9 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-import {
-  edgeCount,
-  loadGenotype,
-  nodeFirstEdge,
-  nodeSoftmax,
-  softmaxRows,
-  stepsForEdgeCount,
-  validateGenotype,
-  type Genotype,
-} from '../darts/genotype.js';
+import { edgeCount, nodeFirstEdge, stepsForEdgeCount, validateGenotype, type Genotype } from '../darts/genotype.js';
+import { nodeSoftmax, softmaxRows } from '../darts/genotype-derive.js';
+import { loadGenotype } from '../darts/genotype-load.js';
 import { PRIMITIVES } from '../darts/primitives.js';
 import type { CellType } from './cell-graph.js';
 

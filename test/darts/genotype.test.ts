@@ -4,26 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
-import {
-  PUBLISHED_GENOTYPE_NAMES,
-  concatRange,
-  deriveGenotype,
-  edgeCount,
-  edgeWeights,
-  expFloat32,
-  formatGenotypePython,
-  genotypeToJSON,
-  loadGenotype,
-  nodeSoftmax,
-  parseGenotypeJSON,
-  parsePythonGenotype,
-  publishedGenotype,
-  softmax32,
-  softmaxRows,
-  stepsForEdgeCount,
-  validateGenotype,
-  type Genotype,
-} from '../../src/darts/genotype.js';
+import { PUBLISHED_GENOTYPE_NAMES, edgeCount, genotypeToJSON, parseGenotypeJSON, publishedGenotype, stepsForEdgeCount, validateGenotype, type Genotype } from '../../src/darts/genotype.js';
+import { concatRange, deriveGenotype, edgeWeights, expFloat32, nodeSoftmax, softmax32, softmaxRows } from '../../src/darts/genotype-derive.js';
+import { formatGenotypePython, parsePythonGenotype } from '../../src/darts/genotype-python.js';
+import { loadGenotype } from '../../src/darts/genotype-load.js';
 import { PRIMITIVES, isPrimitive, primitiveIndex } from '../../src/darts/primitives.js';
 
 interface FixtureCase {

@@ -15,10 +15,14 @@ import { readCheckpoint } from '../../src/run/checkpoint.js';
 import { RunInputError } from '../../src/run/errors.js';
 import { countCorrect, countTopK } from '../../src/run/metrics.js';
 import { StopRequest } from '../../src/run/signals.js';
+import { networkInfo } from '../../src/run/network-info.js';
+import { testModel } from '../../src/run/test-model.js';
 import {
-  BEST_MODEL_FILE, checkTrainConfig, DEFAULT_TRAIN_CONFIG, networkInfo, testModel, type TrainCheckpointState, type TrainConfig,
-  type TrainEpochRecord, TrainRun, type TrainStepRecord, type TrainTestRecord, trainValidIndices,
+  type TrainCheckpointState, type TrainEpochRecord, TrainRun, type TrainStepRecord, type TrainTestRecord,
 } from '../../src/run/train.js';
+import {
+  BEST_MODEL_FILE, checkTrainConfig, DEFAULT_TRAIN_CONFIG, type TrainConfig, trainValidIndices,
+} from '../../src/run/train-settings.js';
 import { fromArray } from '../../src/tensor/tensor.js';
 
 process.env.PCDARTS_BACKEND = 'ref';

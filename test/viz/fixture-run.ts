@@ -6,7 +6,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { deriveGenotype, edgeCount, genotypeToJSON, nodeSoftmax, softmaxRows } from '../../src/darts/genotype.js';
+import { edgeCount, genotypeToJSON } from '../../src/darts/genotype.js';
+import { deriveGenotype, nodeSoftmax, softmaxRows } from '../../src/darts/genotype-derive.js';
 
 export interface FixtureRunOptions {
   epochs?: number;

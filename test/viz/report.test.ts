@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
-import { edgeCount, edgeWeights, nodeFirstEdge } from '../../src/darts/genotype.js';
+import { edgeCount, nodeFirstEdge } from '../../src/darts/genotype.js';
+import { edgeWeights } from '../../src/darts/genotype-derive.js';
 import { RunDirectoryError, readRunDirectory, writeRunReport } from '../../src/viz/index.js';
 import { writeFixtureRun } from './fixture-run.js';
 

@@ -1,0 +1,95 @@
+/**
+ * Evaluating a trained network (eval mode, no gradients, no augmentation) and loading its
+ * weights from safetensors: what the training loop, `pcdarts test` and exports share.
+ */
+import { readFileSync } from 'node:fs';
+
+import { type Dataset, NO_AUGMENTATION } from '../data/index.js';
+import { type EvalNetwork } from '../eval/network.js';
+import { readSafetensors, type SafetensorsTensor } from '../nn/safetensors.js';
+import { noGrad } from '../tensor/autograd.js';
+import * as ops from '../tensor/ops.js';
+import { Random } from '../tensor/random.js';
+import { tidy } from '../tensor/tensor.js';
+import { datasetBatch } from './data.js';
+import { asInputErrors, oneLine, RunInputError } from './errors.js';
+import { countTopK, roundForLog } from './metrics.js';
+
+// ------------------------------------------------------------------------------------------
+// Evaluation
+
+/** Accuracies (fractions) and mean cross-entropy (no label smoothing) over a set of images. */
+export interface Evaluation {
+  top1: number;
+  top5: number;
+  loss: number;
+  images: number;
+}
+
+/**
+ * Evaluates `network` on the images `indices` of `dataset` (all when absent): eval mode (no
+ * drop path, no auxiliary head, batch-norm running statistics), no gradients, no augmentation.
+ */
+export function evaluateNetwork(network: EvalNetwork, dataset: Dataset, options: { batchSize: number; indices?: Int32Array }): Evaluation {
+  const indices = options.indices ?? Int32Array.from({ length: dataset.count }, (_, i) => i);
+  if (indices.length === 0) throw new Error('evaluateNetwork: no images to evaluate');
+  const unused = new Random(0); // without augmentation nothing is drawn
+  const wasTraining = network.training;
+  let top1 = 0;
+  let top5 = 0;
+  let lossSum = 0;
+  network.eval();
+  try {
+    noGrad(() => {
+      for (let start = 0; start < indices.length; start += options.batchSize) {
+        tidy(() => {
+          const { x, labels } = datasetBatch(dataset, indices.subarray(start, start + options.batchSize), NO_AUGMENTATION, unused);
+          const { logits } = network.forward(x);
+          top1 += countTopK(logits, labels, 1);
+          top5 += countTopK(logits, labels, 5);
+          lossSum += ops.crossEntropy(logits, labels).item() * labels.length;
+        });
+      }
+    });
+  } finally {
+    network.train(wasTraining);
+  }
+  const n = indices.length;
+  return { top1: top1 / n, top5: top5 / n, loss: lossSum / n, images: n };
+}
+
+/**
+ * Loads a model's weights from checkpoint tensors: the `model.` entries of a run checkpoint,
+ * or every entry of a plain state dict. The auxiliary head's weights are skipped when the
+ * network has none (evaluation). Every other key must match: a checkpoint of another
+ * architecture is a one-line RunInputError naming the first mismatching key.
+ */
+export function loadModelWeights(network: EvalNetwork, tensors: Map<string, SafetensorsTensor>, source: string): void {
+  const prefix = [...tensors.keys()].some((name) => name.startsWith('model.')) ? 'model.' : '';
+  const weights = new Map<string, ArrayLike<number>>();
+  for (const [name, t] of tensors) {
+    if (!name.startsWith(prefix)) continue;
+    const key = name.slice(prefix.length);
+    if (network.auxiliaryHead === null && key.startsWith('auxiliary_head.')) continue;
+    weights.set(key, t.values);
+  }
+  asInputErrors(() => network.loadState(weights, { strict: true, what: source }));
+}
+
+
+/** An evaluation with its values rounded as the logs write them. */
+export function roundEvaluation(result: Evaluation): Evaluation {
+  return { top1: roundForLog(result.top1, 8), top5: roundForLog(result.top5, 8), loss: roundForLog(result.loss, 8), images: result.images };
+}
+
+/** The tensors of a safetensors file; a missing or unreadable file is a RunInputError. */
+export function readModelFile(path: string): Map<string, SafetensorsTensor> {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(readFileSync(path));
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : oneLine(error);
+    throw new RunInputError(`${path}: ${reason}`);
+  }
+  return asInputErrors(() => readSafetensors(bytes, path));
+}

@@ -1,0 +1,221 @@
+/**
+ * Settings of a training run (spec section 7; the authors' train.py flags, CIFAR recipe as
+ * defaults): their checks, the resume rule, the data a run loads and the network it builds.
+ */
+import { type Genotype, PUBLISHED_GENOTYPE_NAMES, publishedGenotype, validateGenotype } from '../darts/genotype.js';
+import { DATASET_NAMES, type Dataset, type DatasetName } from '../data/index.js';
+import { networkComplexity } from '../eval/complexity.js';
+import { type EvalNetwork, type EvalNetworkOptions, NetworkCIFAR } from '../eval/network.js';
+import { disposeModule } from '../nn/layers.js';
+import { DEFAULT_EVAL_ACTIVATION_BUDGET_BYTES } from '../tensor/autograd.js';
+import { defaultRandom } from '../tensor/random.js';
+import { loadRunDataset } from './data.js';
+import { asInputErrors, RunInputError } from './errors.js';
+import { LOG_FILE } from './run-dir.js';
+import {
+  checkResumeSettings, checkSettings, DEFAULT_RUN_RUNTIME, describeSetting, integerAtLeast, isBoolean, numberAtLeast,
+  numberInRange, optionalIntegerAtLeast, type RunRuntime, type SettingCheck,
+} from './settings.js';
+
+/**
+ * Settings that determine a training run's results. Keys are the camelCase forms of the CLI
+ * flags (`--drop-path-prob` -> dropPathProb, `--no-cutout` -> cutout: false), as stored in
+ * config.json.
+ */
+export interface TrainConfig {
+  /** The architecture (config.json holds the genotype itself, not its name). */
+  genotype: Genotype;
+  dataset: DatasetName;
+  /** Dataset directory; null: the dataset's standard location (none for the bundled subset). */
+  data: string | null;
+  batchSize: number;
+  /** Initial learning rate, annealed by a cosine to 0 over the epochs. */
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  epochs: number;
+  initChannels: number;
+  /** Cells. */
+  layers: number;
+  /** The auxiliary head and its loss. */
+  auxiliary: boolean;
+  auxiliaryWeight: number;
+  cutout: boolean;
+  cutoutLength: number;
+  /** Final drop-path probability (p_e = dropPathProb * e / epochs). */
+  dropPathProb: number;
+  gradClip: number;
+  /** Label smoothing of the training loss (main and auxiliary); 0: off. */
+  labelSmoothing: number;
+  seed: number;
+  /** The last fraction of the training set held out for validation (and a best checkpoint); 0: none. */
+  validPortion: number;
+  /** Use only the first N training images (before the validation split); null: all. */
+  limitTrain: number | null;
+  /** Evaluate only the first N test images; null: all. */
+  limitTest: number | null;
+}
+
+/** The authors' published CIFAR-10 architecture, their train.py's default. */
+export const DEFAULT_TRAIN_GENOTYPE = 'PC_DARTS_cifar';
+
+/** The CIFAR-10 recipe of spec section 7, on the bundled Fashion-MNIST subset. */
+export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
+  genotype: publishedGenotype(DEFAULT_TRAIN_GENOTYPE), dataset: 'fashion-mnist-bundled', data: null, batchSize: 96, lr: 0.025,
+  momentum: 0.9, weightDecay: 3e-4, epochs: 600, initChannels: 36, layers: 20, auxiliary: true, auxiliaryWeight: 0.4,
+  cutout: true, cutoutLength: 16, dropPathProb: 0.3, gradClip: 5, labelSmoothing: 0, seed: 0, validPortion: 0,
+  limitTrain: null, limitTest: null,
+});
+
+/** Settings that do not change results; a resumed run may use others. */
+export type TrainRuntime = RunRuntime;
+export const DEFAULT_TRAIN_RUNTIME: Readonly<TrainRuntime> = Object.freeze({
+  ...DEFAULT_RUN_RUNTIME, activationBudgetMiB: DEFAULT_EVAL_ACTIVATION_BUDGET_BYTES / 2 ** 20,
+});
+
+/** Random-crop padding of the training augmentation (spec section 7). */
+export const TRAIN_CROP_PADDING = 4;
+
+/** Weights of the best epoch by validation accuracy. */
+export const BEST_MODEL_FILE = 'best.safetensors';
+
+/** The append-only logs of a train run directory that checkpoints track. */
+export const TRAIN_LOGS = [LOG_FILE] as const;
+
+const CONFIG_CHECKS: { [K in keyof TrainConfig]?: SettingCheck } = {
+  dataset: (v) => (DATASET_NAMES as readonly unknown[]).includes(v) ? null : `expected one of ${DATASET_NAMES.join(', ')}`,
+  data: (v) => v === null || (typeof v === 'string' && v !== '') ? null : 'expected a directory',
+  batchSize: integerAtLeast(1),
+  lr: numberAtLeast(0, true),
+  momentum: numberInRange(0, 1),
+  weightDecay: numberAtLeast(0),
+  epochs: integerAtLeast(1),
+  initChannels: integerAtLeast(1),
+  layers: integerAtLeast(1),
+  auxiliary: isBoolean,
+  auxiliaryWeight: numberAtLeast(0),
+  cutout: isBoolean,
+  cutoutLength: integerAtLeast(1),
+  dropPathProb: numberInRange(0, 1),
+  gradClip: numberAtLeast(0, true),
+  labelSmoothing: numberInRange(0, 1),
+  seed: integerAtLeast(0),
+  validPortion: numberInRange(0, 1),
+  limitTrain: optionalIntegerAtLeast(1),
+  limitTest: optionalIntegerAtLeast(1),
+};
+
+/** Checks every setting's type and range (the error names the flag) and the genotype. */
+export function checkTrainConfig(config: TrainConfig): void {
+  checkSettings(config, CONFIG_CHECKS);
+  asInputErrors(() => validateGenotype(config.genotype));
+}
+
+/** With `nodes` (the --nodes flag): both cells of the genotype must have that many intermediate nodes. */
+export function checkGenotypeNodes(genotype: Genotype, nodes: number | undefined): void {
+  if (nodes === undefined) return;
+  if (!(Number.isInteger(nodes) && nodes >= 1)) throw new RunInputError(`--nodes: expected an integer >= 1, got ${nodes}`);
+  asInputErrors(() => validateGenotype(genotype, { steps: nodes }), `--nodes ${nodes}`);
+}
+
+/** The published name of a genotype equal to `genotype`, else its JSON on one line. */
+export function genotypeLabel(genotype: Genotype): string {
+  const text = JSON.stringify(genotype);
+  const name = PUBLISHED_GENOTYPE_NAMES.find((n) => JSON.stringify(publishedGenotype(n)) === text);
+  return name ?? text;
+}
+
+function describeTrainSetting(key: keyof TrainConfig, value: unknown): string {
+  if (key === 'genotype') return `--genotype ${genotypeLabel(value as Genotype)}`;
+  if (key === 'auxiliary') return value ? 'the auxiliary head on' : '--no-auxiliary';
+  if (key === 'cutout') return value ? 'cutout on' : '--no-cutout';
+  return describeSetting(key, value);
+}
+
+/** Error when a setting given with --resume differs from the run's. */
+export function checkTrainResumeSettings(stored: TrainConfig, given: Partial<TrainConfig>): void {
+  checkResumeSettings(stored, given, describeTrainSetting);
+}
+
+/** The training and test splits a run uses. */
+export interface TrainData {
+  readonly train: Dataset;
+  readonly test: Dataset;
+}
+
+/** Both splits of the run's dataset (errors become RunInputErrors), limited as configured. */
+export function loadTrainData(config: TrainConfig): TrainData {
+  const load = (split: 'train' | 'test', limit: number | null, limitFlag: string): Dataset =>
+    loadRunDataset({ dataset: config.dataset, data: config.data, split, limit, limitFlag });
+  return { train: load('train', config.limitTrain, '--limit-train'), test: load('test', config.limitTest, '--limit-test') };
+}
+
+/** Training indices (the first images) and validation indices (the last `validPortion` of them). */
+export function trainValidIndices(count: number, validPortion: number): { train: Int32Array; valid: Int32Array } {
+  const validCount = Math.floor(validPortion * count);
+  const trainCount = count - validCount;
+  return {
+    train: Int32Array.from({ length: trainCount }, (_, i) => i),
+    valid: Int32Array.from({ length: validCount }, (_, i) => trainCount + i),
+  };
+}
+
+export function checkData(config: TrainConfig, data: TrainData): void {
+  const { train, test } = data;
+  if (train.channels !== test.channels || train.height !== test.height || train.width !== test.width || train.classes !== test.classes) {
+    throw new RunInputError(`${train.name}: the test images (${test.channels}x${test.height}x${test.width}, ${test.classes} classes) do not match the training images (${train.channels}x${train.height}x${train.width}, ${train.classes} classes)`);
+  }
+  const { train: trainIndices, valid } = trainValidIndices(train.count, config.validPortion);
+  if (trainIndices.length === 0) throw new RunInputError(`--valid-portion ${config.validPortion} of ${train.count} images leaves no training images`);
+  if (config.validPortion > 0 && valid.length === 0) {
+    throw new RunInputError(`--valid-portion ${config.validPortion} of ${train.count} images holds out no validation image: use a larger portion or --valid-portion 0`);
+  }
+}
+
+/** The options of the training network for a dataset of `inChannels` channels and `classes` classes. */
+export function trainNetworkOptions(config: TrainConfig, inChannels: number, classes: number): EvalNetworkOptions {
+  return {
+    genotype: config.genotype, channels: config.initChannels, layers: config.layers, classes, inChannels,
+    auxiliary: config.auxiliary, dropPathProb: 0,
+  };
+}
+
+/**
+ * Builds a network without disturbing the process-wide generator (parameter initialisation
+ * draws from it, and a run's state includes it).
+ */
+export function withScratchNetwork<T>(build: () => EvalNetwork, use: (network: EvalNetwork) => T): T {
+  const saved = defaultRandom().getState();
+  let network: EvalNetwork | null = null;
+  try {
+    network = build();
+    return use(network);
+  } finally {
+    if (network !== null) disposeModule(network);
+    defaultRandom().setState(saved);
+  }
+}
+
+/**
+ * Checks that the network can be built and take the dataset's images (even sizes before
+ * every reduction, the auxiliary head's 8x8 input); returns its parameter count (auxiliary
+ * head excluded) and mult-adds per image.
+ */
+export function checkTrainNetwork(config: TrainConfig, dataset: Dataset): { parameters: number; multAdds: number } {
+  return asInputErrors(() => withScratchNetwork(
+    () => new NetworkCIFAR(trainNetworkOptions(config, dataset.channels, dataset.classes)),
+    (network) => {
+      const complexity = networkComplexity(network, dataset.height, dataset.width);
+      if (config.auxiliary) {
+        // The head reads the output of cell floor(2 layers / 3); it needs an 8x8 feature map there.
+        const reductions = network.cells.slice(0, network.auxiliaryIndex + 1).filter((cell) => cell.reduction).length;
+        const height = dataset.height / 2 ** reductions;
+        const width = dataset.width / 2 ** reductions;
+        if (height !== 8 || width !== 8) {
+          throw new Error(`the auxiliary head (after cell ${network.auxiliaryIndex}) needs an 8x8 feature map, but ${dataset.height}x${dataset.width} images with ${config.layers} layers give ${height}x${width} there: use --no-auxiliary`);
+        }
+      }
+      return complexity;
+    },
+  ));
+}
