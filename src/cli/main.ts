@@ -7,6 +7,7 @@
  */
 import { Command, CommanderError } from 'commander';
 
+import { exportCommand } from './export.js';
 import { infoCommand } from './info.js';
 import { registerReportCommand } from './report.js';
 import { searchCommand } from './search.js';
@@ -35,6 +36,7 @@ export function program(): Command {
   root.addCommand(configure(trainCommand()));
   root.addCommand(configure(testCommand()));
   root.addCommand(configure(infoCommand()));
+  root.addCommand(configure(exportCommand()));
   configure(registerVisualizeCommand(root));
   configure(registerReportCommand(root));
   return root;

@@ -15,25 +15,49 @@ export interface SafetensorsTensor {
 
 const BYTES: Record<SafetensorsDtype, number> = { F32: 4, F64: 8, I64: 8, I32: 4, U8: 1 };
 
-export function readSafetensors(bytes: Uint8Array, source = 'safetensors'): Map<string, SafetensorsTensor> {
+type Header = Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+
+function readHeader(bytes: Uint8Array, source: string): { header: Header; dataStart: number } {
   if (bytes.length < 8) throw new Error(`${source}: truncated: ${bytes.length} bytes, expected at least an 8-byte header length`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLength = Number(view.getBigUint64(0, true));
   if (8 + headerLength > bytes.length) {
     throw new Error(`${source}: truncated: header of ${headerLength} bytes does not fit in ${bytes.length} bytes`);
   }
-  let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  let header: unknown;
   try {
     header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
   } catch {
     throw new Error(`${source}: not a safetensors file (header is not JSON)`);
   }
-  const dataStart = 8 + headerLength;
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) {
+    throw new Error(`${source}: not a safetensors file (header is not a JSON object)`);
+  }
+  return { header: header as Header, dataStart: 8 + headerLength };
+}
+
+/** The optional string metadata (`__metadata__`) of a safetensors file; null when it has none. */
+export function readSafetensorsMetadata(bytes: Uint8Array, source = 'safetensors'): Record<string, string> | null {
+  const metadata = (readHeader(bytes, source).header as Record<string, unknown>).__metadata__;
+  if (metadata === undefined) return null;
+  if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)
+    || !Object.values(metadata).every((v) => typeof v === 'string')) {
+    throw new Error(`${source}: __metadata__ should map names to strings`);
+  }
+  return metadata as Record<string, string>;
+}
+
+export function readSafetensors(bytes: Uint8Array, source = 'safetensors'): Map<string, SafetensorsTensor> {
+  const { header, dataStart } = readHeader(bytes, source);
   const out = new Map<string, SafetensorsTensor>();
   for (const [name, info] of Object.entries(header)) {
     if (name === '__metadata__') continue;
+    if (info === null || typeof info !== 'object' || !Array.isArray(info.shape) || !Array.isArray(info.data_offsets)
+      || !info.shape.every((d) => Number.isInteger(d) && d >= 0)) {
+      throw new Error(`${source}: tensor '${name}' has a malformed header entry`);
+    }
     const dtype = info.dtype as SafetensorsDtype;
-    if (!(dtype in BYTES)) throw new Error(`${source}: tensor '${name}' has unsupported dtype ${info.dtype}`);
+    if (!Object.hasOwn(BYTES, dtype)) throw new Error(`${source}: tensor '${name}' has unsupported dtype ${info.dtype}`);
     const numel = info.shape.reduce((a, b) => a * b, 1);
     const [begin, end] = info.data_offsets;
     if (end - begin !== numel * BYTES[dtype] || dataStart + end > bytes.length) {

@@ -61,16 +61,22 @@ export function evaluateNetwork(network: EvalNetwork, dataset: Dataset, options:
 /**
  * Loads a model's weights from checkpoint tensors: the `model.` entries of a run checkpoint,
  * or every entry of a plain state dict. The auxiliary head's weights are skipped when the
- * network has none (evaluation). Every other key must match: a checkpoint of another
- * architecture is a one-line RunInputError naming the first mismatching key.
+ * network has none (evaluation). Every other key must match, with the same shape: a
+ * checkpoint of another architecture is a one-line RunInputError naming the first
+ * mismatching key.
  */
 export function loadModelWeights(network: EvalNetwork, tensors: Map<string, SafetensorsTensor>, source: string): void {
   const prefix = [...tensors.keys()].some((name) => name.startsWith('model.')) ? 'model.' : '';
+  const expected = new Map(network.stateEntries().map((entry) => [entry.name, entry.tensor.shape]));
   const weights = new Map<string, ArrayLike<number>>();
   for (const [name, t] of tensors) {
     if (!name.startsWith(prefix)) continue;
     const key = name.slice(prefix.length);
     if (network.auxiliaryHead === null && key.startsWith('auxiliary_head.')) continue;
+    const shape = expected.get(key);
+    if (shape !== undefined && (shape.length !== t.shape.length || shape.some((d, i) => d !== t.shape[i]))) {
+      throw new RunInputError(`${source}: '${key}' has shape [${t.shape.join(', ')}], the model expects [${shape.join(', ')}]`);
+    }
     weights.set(key, t.values);
   }
   asInputErrors(() => network.loadState(weights, { strict: true, what: source }));
