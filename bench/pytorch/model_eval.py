@@ -1,8 +1,10 @@
-"""The retraining network (spec section 7) in PyTorch: NetworkCIFAR built from a genotype, with
-AuxiliaryHeadCIFAR and drop path, with the module tree (state-dict keys) of the authors'
-model.py (`cells.0._ops.0.op.1.weight`, `auxiliary_head.features.2.weight`, ...).
+"""The retraining networks (spec section 7) in PyTorch: NetworkCIFAR and NetworkImageNet built
+from a genotype, with their auxiliary heads and drop path, with the module tree (state-dict
+keys) of the authors' model.py (`cells.0._ops.0.op.1.weight`, `auxiliary_head.features.2.weight`,
+`stem0.3.weight`, ...).
 
-Used by bench/pytorch/train.py and bench/pytorch/check_fixtures.py. The genotype is the JSON
+Used by bench/pytorch/train.py, bench/pytorch/check_fixtures.py and the export tests
+(test/export/pytorch_interop.py). The genotype is the JSON
 form of the project: {"normal": [[op, input], ...], "normal_concat": [...], "reduce": ..., "reduce_concat": ...}.
 """
 import torch
@@ -129,6 +131,85 @@ class NetworkCIFAR(nn.Module):
     def forward(self, x):
         logits_aux = None
         s0 = s1 = self.stem(x)
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
+            if i == 2 * self._layers // 3 and self._auxiliary and self.training:
+                logits_aux = self.auxiliary_head(s1)
+        out = self.global_pooling(s1)
+        logits = self.classifier(out.view(out.size(0), -1))
+        return logits, logits_aux
+
+
+class AuxiliaryHeadImageNet(nn.Module):
+    def __init__(self, C, num_classes):
+        """assumes a 7x7 input (224x224 images)"""
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.ReLU(inplace=True),
+            nn.AvgPool2d(5, stride=2, padding=0, count_include_pad=False),  # 2x2
+            nn.Conv2d(C, 128, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(128, 768, 2, bias=False),
+            # no BatchNorm2d(768) here: the authors' ImageNet head has none (spec section 7)
+            nn.ReLU(inplace=True),
+        )
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x):
+        x = torch.relu(x)  # out of place, as AuxiliaryHeadCIFAR above
+        x = self.features[1:](x)
+        return self.classifier(x.view(x.size(0), -1))
+
+
+class NetworkImageNet(nn.Module):
+    """Spec section 7's ImageNet network: stem0 (two stride-2 convs), stem1 (one), the first
+    cell reads a reduced s0 (FactorizedReduce), a 7x7 average pool, a linear classifier."""
+
+    def __init__(self, C, num_classes, layers, auxiliary, genotype, in_channels=3, drop_path_prob=0.0):
+        super().__init__()
+        self._layers = layers
+        self._auxiliary = auxiliary
+        self.drop_path_prob = drop_path_prob
+        self.stem0 = nn.Sequential(
+            nn.Conv2d(in_channels, C // 2, kernel_size=3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(C // 2),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(C),
+        )
+        # The authors' ReLU here is in place, so it rectifies s0 too; harmless, as everything
+        # that reads s0 (the first cell's FactorizedReduce) starts with a ReLU. Out of place here.
+        self.stem1 = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(C),
+        )
+        C_prev_prev, C_prev, C_curr = C, C, C
+        self.cells = nn.ModuleList()
+        reduction_prev = True
+        C_to_auxiliary = None
+        for i in range(layers):
+            if i in [layers // 3, 2 * layers // 3]:
+                C_curr *= 2
+                reduction = True
+            else:
+                reduction = False
+            cell = Cell(genotype, C_prev_prev, C_prev, C_curr, reduction, reduction_prev)
+            reduction_prev = reduction
+            self.cells.append(cell)
+            C_prev_prev, C_prev = C_prev, cell.multiplier * C_curr
+            if i == 2 * layers // 3:
+                C_to_auxiliary = C_prev
+        if auxiliary:
+            self.auxiliary_head = AuxiliaryHeadImageNet(C_to_auxiliary, num_classes)
+        self.global_pooling = nn.AvgPool2d(7)
+        self.classifier = nn.Linear(C_prev, num_classes)
+
+    def forward(self, x):
+        logits_aux = None
+        s0 = self.stem0(x)
+        s1 = self.stem1(s0)
         for i, cell in enumerate(self.cells):
             s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
             if i == 2 * self._layers // 3 and self._auxiliary and self.training:

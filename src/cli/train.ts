@@ -54,6 +54,7 @@ export function trainCommand(): Command {
     .addOption(new Option('--valid-portion <x>', 'hold out the last fraction of the training set for validation and keep the best model (0: none; then train on all and test each epoch)').argParser(parseNumber).default(d.validPortion))
     .addOption(new Option('--limit-train <n>', 'use only the first N training images, for quick runs (default: all)').argParser(parseInteger))
     .addOption(new Option('--limit-test <n>', 'evaluate only the first N test images, for quick runs (default: all)').argParser(parseInteger))
+    .addOption(new Option('--init-from <file>', 'start from the weights of this safetensors file (the authors\' state-dict keys: pcdarts export --format pytorch, or saved by PyTorch) instead of a random initialisation'))
     .addOption(new Option('--threads <n>', 'kernel threads; results do not depend on it (default: all cores, or PCDARTS_THREADS)').argParser(parseInteger))
     .addOption(new Option('--activation-budget <mib>', `MiB of activations kept before the rest is recomputed in backward: faster with more memory, 0 recomputes all; results do not depend on it (default: ${DEFAULT_TRAIN_RUNTIME.activationBudgetMiB})`).argParser(parseInteger))
     .addOption(new Option('--checkpoint-every <n>', 'write a checkpoint every N steps, and at every epoch end').argParser(parseInteger).default(DEFAULT_TRAIN_RUNTIME.checkpointEvery))

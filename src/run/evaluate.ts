@@ -89,13 +89,14 @@ export function roundEvaluation(result: Evaluation): Evaluation {
 }
 
 /** The tensors of a safetensors file; a missing or unreadable file is a RunInputError. */
-export function readModelFile(path: string): Map<string, SafetensorsTensor> {
+export function readModelFile(path: string, flag?: string): Map<string, SafetensorsTensor> {
   let bytes: Uint8Array;
   try {
     bytes = new Uint8Array(readFileSync(path));
   } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : oneLine(error);
-    throw new RunInputError(`${path}: ${reason}`);
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory, expected a .safetensors file' : oneLine(error);
+    throw new RunInputError(`${flag === undefined ? '' : `${flag} `}${path}: ${reason}`);
   }
   return asInputErrors(() => readSafetensors(bytes, path));
 }

@@ -2,15 +2,20 @@
  * Settings of a training run (spec section 7; the authors' train.py flags, CIFAR recipe as
  * defaults): their checks, the resume rule, the data a run loads and the network it builds.
  */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+
 import { type Genotype, PUBLISHED_GENOTYPE_NAMES, publishedGenotype, validateGenotype } from '../darts/genotype.js';
 import { DATASET_NAMES, type Dataset, type DatasetName } from '../data/index.js';
 import { networkComplexity } from '../eval/complexity.js';
 import { type EvalNetwork, type EvalNetworkOptions, NetworkCIFAR } from '../eval/network.js';
 import { disposeModule } from '../nn/layers.js';
+import type { SafetensorsTensor } from '../nn/safetensors.js';
 import { DEFAULT_EVAL_ACTIVATION_BUDGET_BYTES } from '../tensor/autograd.js';
 import { defaultRandom } from '../tensor/random.js';
 import { loadRunDataset } from './data.js';
-import { asInputErrors, RunInputError } from './errors.js';
+import { asInputErrors, oneLine, RunInputError } from './errors.js';
+import { loadModelWeights, readModelFile } from './evaluate.js';
 import { LOG_FILE } from './run-dir.js';
 import {
   checkResumeSettings, checkSettings, DEFAULT_RUN_RUNTIME, describeSetting, integerAtLeast, isBoolean, numberAtLeast,
@@ -54,6 +59,12 @@ export interface TrainConfig {
   limitTrain: number | null;
   /** Evaluate only the first N test images; null: all. */
   limitTest: number | null;
+  /**
+   * Start from the weights of this safetensors file (the authors' state-dict keys, e.g. a
+   * `pcdarts export --format pytorch` file or one PyTorch saved) instead of a random
+   * initialisation; absolute path; null: random initialisation.
+   */
+  initFrom: string | null;
 }
 
 /** The authors' published CIFAR-10 architecture, their train.py's default. */
@@ -64,7 +75,7 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   genotype: publishedGenotype(DEFAULT_TRAIN_GENOTYPE), dataset: 'fashion-mnist-bundled', data: null, batchSize: 96, lr: 0.025,
   momentum: 0.9, weightDecay: 3e-4, epochs: 600, initChannels: 36, layers: 20, auxiliary: true, auxiliaryWeight: 0.4,
   cutout: true, cutoutLength: 16, dropPathProb: 0.3, gradClip: 5, labelSmoothing: 0, seed: 0, validPortion: 0,
-  limitTrain: null, limitTest: null,
+  limitTrain: null, limitTest: null, initFrom: null,
 });
 
 /** Settings that do not change results; a resumed run may use others. */
@@ -103,6 +114,7 @@ const CONFIG_CHECKS: { [K in keyof TrainConfig]?: SettingCheck } = {
   validPortion: numberInRange(0, 1),
   limitTrain: optionalIntegerAtLeast(1),
   limitTest: optionalIntegerAtLeast(1),
+  initFrom: (v) => v === null || (typeof v === 'string' && v !== '') ? null : 'expected a .safetensors file',
 };
 
 /** Checks every setting's type and range (the error names the flag) and the genotype. */
@@ -194,6 +206,30 @@ export function withScratchNetwork<T>(build: () => EvalNetwork, use: (network: E
     if (network !== null) disposeModule(network);
     defaultRandom().setState(saved);
   }
+}
+
+/**
+ * The weights of --init-from, checked against the network the run trains (keys and shapes,
+ * before anything is created); a file without the auxiliary head for a run with one gets a
+ * hint. Returns the tensors and the file's sha256 (recorded, so that a resume that starts
+ * over can tell whether the file changed).
+ */
+export function readInitWeights(config: TrainConfig, dataset: Dataset): { tensors: Map<string, SafetensorsTensor>; sha256: string } {
+  const path = config.initFrom!;
+  const tensors = readModelFile(path, '--init-from');
+  withScratchNetwork(
+    () => new NetworkCIFAR(trainNetworkOptions(config, dataset.channels, dataset.classes)),
+    (network) => {
+      try {
+        loadModelWeights(network, tensors, `--init-from ${path}`);
+      } catch (error) {
+        const headless = ![...tensors.keys()].some((key) => key.startsWith('auxiliary_head.') || key.startsWith('model.auxiliary_head.'));
+        if (config.auxiliary && headless) throw new RunInputError(`${oneLine(error)} (the file has no auxiliary head: train with --no-auxiliary)`);
+        throw error;
+      }
+    },
+  );
+  return { tensors, sha256: createHash('sha256').update(readFileSync(path)).digest('hex') };
 }
 
 /**

@@ -41,7 +41,7 @@ import {
   EpochRun, type LoopOutcome, type ResumeRecord, type RunCheckpointState, type RunEvents, type RunOptions, type RunProgress,
   type StepRecordBase,
 } from './epoch-run.js';
-import { asInputErrors } from './errors.js';
+import { asInputErrors, RunInputError } from './errors.js';
 import { writeFileAtomic } from './files.js';
 import { countTopK, float32ForJson, roundForLog } from './metrics.js';
 import { checkNewRunDirectory, readRunConfig, type RunConfigFile, RunDirectory } from './run-dir.js';
@@ -49,7 +49,7 @@ import { GENOTYPE_FILE } from './search.js';
 import { evaluateNetwork, type Evaluation, loadModelWeights, readModelFile, roundEvaluation } from './evaluate.js';
 import {
   BEST_MODEL_FILE, checkData, checkGenotypeNodes, checkTrainConfig, checkTrainNetwork, checkTrainResumeSettings,
-  DEFAULT_TRAIN_CONFIG, DEFAULT_TRAIN_RUNTIME, genotypeLabel, loadTrainData, type TrainConfig, type TrainData,
+  DEFAULT_TRAIN_CONFIG, DEFAULT_TRAIN_RUNTIME, genotypeLabel, loadTrainData, readInitWeights, type TrainConfig, type TrainData,
   type TrainRuntime, trainNetworkOptions, trainValidIndices, TRAIN_CROP_PADDING, TRAIN_LOGS, withScratchNetwork,
 } from './train-settings.js';
 import { checkRunRuntime, definedEntries } from './settings.js';
@@ -167,6 +167,7 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
     readonly config: TrainConfig,
     readonly runtime: TrainRuntime,
     readonly data: TrainData,
+    initialWeights: Map<string, SafetensorsTensor> | null = null,
   ) {
     super(runDir, 'train', TRAIN_LOGS);
     const { train } = data;
@@ -177,6 +178,9 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
       ...trainNetworkOptions(config, train.channels, train.classes), random: this.random,
       activationBudgetBytes: runtime.activationBudgetMiB * 2 ** 20,
     });
+    // --init-from replaces the initial weights (after they were drawn, so the generator's
+    // stream, and with it data order, augmentation and drop path, stays that of the seed).
+    if (initialWeights !== null) loadModelWeights(this.model, initialWeights, `--init-from ${config.initFrom}`);
     this.model.train();
     this.sgd = new SGD(this.model.parameters(), { lr: config.lr, momentum: config.momentum, weightDecay: config.weightDecay });
     const split = trainValidIndices(train.count, config.validPortion);
@@ -192,6 +196,7 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
   static create(options: CreateTrainOptions): TrainRun {
     const config: TrainConfig = { ...DEFAULT_TRAIN_CONFIG, ...definedEntries(options.config) };
     if (config.data !== null) config.data = resolve(config.data);
+    if (config.initFrom !== null && typeof config.initFrom === 'string') config.initFrom = resolve(config.initFrom);
     const runtime: TrainRuntime = { ...DEFAULT_TRAIN_RUNTIME, ...definedEntries(options.runtime) };
     checkTrainConfig(config);
     checkGenotypeNodes(config.genotype, options.nodes);
@@ -201,6 +206,7 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
     checkData(config, data);
     const backend = useBackend(runtime.threads);
     const complexity = checkTrainNetwork(config, data.train);
+    const init = config.initFrom === null ? null : readInitWeights(config, data.train);
     const split = trainValidIndices(data.train.count, config.validPortion);
     const configFile: RunConfigFile<TrainConfig, TrainRuntime> = {
       pcdarts_run: 1, command: 'train', created: new Date().toISOString(), config, runtime,
@@ -209,12 +215,14 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
         parameters: complexity.parameters, mult_adds: complexity.multAdds,
         dataset: data.train.name, train_images: split.train.length, valid_images: split.valid.length, test_images: data.test.count,
         channels: data.train.channels, image_size: data.train.height, classes: data.train.classes,
+        class_names: data.train.classNames, mean: data.train.mean, std: data.train.std,
+        ...(init !== null ? { init_from_sha256: init.sha256 } : {}),
         steps_per_epoch: Math.ceil(split.train.length / config.batchSize), backend: backend.name, threads: backend.threads,
       },
     };
     const runDir = RunDirectory.create(options.out, configFile as unknown as RunConfigFile);
     runDir.writeText(GENOTYPE_FILE, genotypeToJSON(config.genotype));
-    return new TrainRun(runDir, config, runtime, data);
+    return new TrainRun(runDir, config, runtime, data, init?.tensors ?? null);
   }
 
   /**
@@ -225,7 +233,9 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
     const stored = readRunConfig(options.dir, 'train');
     const config: TrainConfig = { ...DEFAULT_TRAIN_CONFIG, ...(stored.config as Partial<TrainConfig>) };
     asInputErrors(() => checkTrainConfig(config), `${options.dir}/config.json`);
-    checkTrainResumeSettings(config, options.given ?? {});
+    const given = { ...options.given };
+    if (typeof given.initFrom === 'string') given.initFrom = resolve(given.initFrom);
+    checkTrainResumeSettings(config, given);
     checkGenotypeNodes(config.genotype, options.nodes);
     const runtime: TrainRuntime = {
       ...DEFAULT_TRAIN_RUNTIME, ...(stored.runtime as Partial<TrainRuntime>), ...definedEntries(options.runtime),
@@ -235,7 +245,17 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
     checkData(config, data);
     useBackend(runtime.threads);
     const checkpoint = readCheckpoint<TrainCheckpointState>(options.dir);
-    const run = new TrainRun(RunDirectory.open(options.dir, 'train'), config, runtime, data);
+    // Without a checkpoint the run starts over, from the --init-from weights it started from.
+    let initialWeights: Map<string, SafetensorsTensor> | null = null;
+    if (checkpoint === null && config.initFrom !== null) {
+      const init = readInitWeights(config, data.train);
+      const recorded = stored.info?.init_from_sha256;
+      if (recorded !== undefined && recorded !== init.sha256) {
+        throw new RunInputError(`--init-from ${config.initFrom} changed since the run ${options.dir} started (its sha256 differs from the one in config.json), and the run has no checkpoint to continue from`);
+      }
+      initialWeights = init.tensors;
+    }
+    const run = new TrainRun(RunDirectory.open(options.dir, 'train'), config, runtime, data, initialWeights);
     run.continueFrom(checkpoint);
     return run;
   }
