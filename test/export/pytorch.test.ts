@@ -1,6 +1,7 @@
 /**
  * PyTorch both ways, with real PyTorch (/usr/bin/python3 with Debian's python3-torch; the
- * suite skips these, saying so, where torch is not installed; CI installs it):
+ * suite skips these, saying so, where torch is not installed; CI installs it). The networks
+ * are bench/pytorch/model_eval.py's, or the authors' own with PCDARTS_AUTHORS_CODE=DIR:
  * - `pcdarts export --format pytorch` of a real train run, and of a NetworkImageNet made
  *   through the library, loads into bench/pytorch/model_eval.py's networks (the authors'
  *   module tree) with strict=True and gives the engine's logits within 1e-4;
@@ -59,7 +60,7 @@ function writeInputs(path: string, x: Float32Array, shape: [number, number, numb
 
 function assertClose(result: Record<string, unknown>, what: string): void {
   const relMax = (result.max_abs_diff as number) / (result.max_abs_ref as number);
-  console.log(`# ${what}: PyTorch vs engine logits: max|diff|/max|ref| ${relMax.toExponential(2)}, rel L2 ${(result.rel_l2 as number).toExponential(2)}, max|diff| ${(result.max_abs_diff as number).toExponential(2)}`);
+  console.log(`# ${what}: PyTorch (${result.definition === 'authors' ? 'the authors\' model.py' : 'model_eval.py'}) vs engine logits: max|diff|/max|ref| ${relMax.toExponential(2)}, rel L2 ${(result.rel_l2 as number).toExponential(2)}, max|diff| ${(result.max_abs_diff as number).toExponential(2)}`);
   assert.ok(relMax <= 1e-4 && (result.rel_l2 as number) <= 1e-4, JSON.stringify(result));
   assert.equal(result.argmax_equal, true);
 }

@@ -3,7 +3,8 @@
 
 The networks come from bench/pytorch/model_eval.py (written from the spec, checked against the
 reference fixtures by bench/pytorch/check_fixtures.py), whose module tree is the authors'
-model.py: the state-dict keys are theirs.
+model.py: the state-dict keys are theirs. With PCDARTS_AUTHORS_CODE=DIR (a checkout of the
+authors' code: model.py, operations.py, genotypes.py, utils.py) their own classes are used.
 
 usage:
   pytorch_interop.py check '<json>'  {"weights": FILE, "inputs": FILE}
@@ -74,14 +75,30 @@ def write_safetensors(path, tensors, metadata=None):
 
 
 def build(network, C, classes, layers, auxiliary, genotype, in_channels):
+    """(model, which definition built it): the authors' model.py when PCDARTS_AUTHORS_CODE names
+    a checkout of their code, else bench/pytorch/model_eval.py."""
+    authors = os.environ.get('PCDARTS_AUTHORS_CODE')
+    if authors:
+        sys.path.insert(0, authors)
+        import model as authors_model  # noqa: E402
+        from genotypes import Genotype  # noqa: E402
+        cls = {'NetworkCIFAR': authors_model.NetworkCIFAR, 'NetworkImageNet': authors_model.NetworkImageNet}[network]
+        model = cls(C, classes, layers, auxiliary, Genotype(**genotype))
+        model.drop_path_prob = 0.0
+        if in_channels != 3:  # their stems are hard-wired to 3 image channels
+            if network == 'NetworkCIFAR':
+                model.stem[0] = torch.nn.Conv2d(in_channels, 3 * C, 3, padding=1, bias=False)
+            else:
+                model.stem0[0] = torch.nn.Conv2d(in_channels, C // 2, 3, stride=2, padding=1, bias=False)
+        return model, 'authors'
     cls = {'NetworkCIFAR': NetworkCIFAR, 'NetworkImageNet': NetworkImageNet}[network]
-    return cls(C, classes, layers, auxiliary, genotype, in_channels=in_channels)
+    return cls(C, classes, layers, auxiliary, genotype, in_channels=in_channels), 'model_eval'
 
 
 def check(config):
     state, meta = read_safetensors(config['weights'])
-    model = build(meta['network'], int(meta['init_channels']), int(meta['classes']), int(meta['layers']),
-                  meta['auxiliary'] == 'true', json.loads(meta['genotype']), int(meta['in_channels']))
+    model, definition = build(meta['network'], int(meta['init_channels']), int(meta['classes']), int(meta['layers']),
+                              meta['auxiliary'] == 'true', json.loads(meta['genotype']), int(meta['in_channels']))
     model.load_state_dict(state, strict=True)  # raises on any missing or unexpected key, or shape
     model.eval()
     inputs, _ = read_safetensors(config['inputs'])
@@ -90,7 +107,7 @@ def check(config):
     ref = inputs['logits']
     diff = (logits - ref).abs()
     print(json.dumps({
-        'network': meta['network'], 'keys': len(state),
+        'network': meta['network'], 'keys': len(state), 'definition': definition,
         'max_abs_diff': diff.max().item(), 'max_abs_ref': ref.abs().max().item(),
         'rel_l2': ((logits - ref).norm() / ref.norm()).item(),
         'argmax_equal': bool((logits.argmax(1) == ref.argmax(1)).all().item()),
@@ -100,8 +117,8 @@ def check(config):
 def save(config):
     torch.manual_seed(int(config.get('seed', 0)))
     torch.set_num_threads(1)
-    model = build(config['network'], int(config['C']), int(config['classes']), int(config['layers']),
-                  bool(config['auxiliary']), config['genotype'], int(config['in_channels']))
+    model, definition = build(config['network'], int(config['C']), int(config['classes']), int(config['layers']),
+                              bool(config['auxiliary']), config['genotype'], int(config['in_channels']))
     n, hw, c = int(config.get('n', 6)), int(config['hw']), int(config['in_channels'])
     optimizer = torch.optim.SGD(model.parameters(), 0.05, momentum=0.9)
     model.train()
@@ -128,7 +145,7 @@ def save(config):
         write_safetensors(config['out'], state)
         writer = 'spec'
     write_safetensors(config['inputs_out'], {'x': x, 'logits': logits})
-    print(json.dumps({'writer': writer, 'keys': len(state)}))
+    print(json.dumps({'writer': writer, 'keys': len(state), 'definition': definition}))
 
 
 def main():
