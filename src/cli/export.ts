@@ -62,7 +62,7 @@ function summary(result: ExportModelResult): string {
     lines.push(`input "input": ${inputDescription(d)} (mean ${JSON.stringify(d.mean)}, std ${JSON.stringify(d.std)}); output "logits" [N, ${d.classes}]`);
     lines.push('next: run it with onnxruntime (InferenceSession.create), as the README\'s Export section shows; its metadata holds the genotype, class names and normalisation');
   } else {
-    lines.push(`next: load it into the authors' ${d.network} with load_state_dict(strict=True) (README, Export), or continue training here: pcdarts train --init-from ${result.out} --genotype GENOTYPE`);
+    lines.push(`next: load it into the authors' ${d.network} with load_state_dict(strict=True) (README, Export), or continue training here: pcdarts train --init-from ${result.out} --genotype ${result.runDir ?? 'GENOTYPE'}`);
   }
   return `${lines.join('\n')}\n`;
 }

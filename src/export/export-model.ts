@@ -76,6 +76,8 @@ export interface ExportModelResult {
   bytes: number;
   /** The weights that were exported. */
   weights: string;
+  /** The train run they belong to, when known. */
+  runDir: string | null;
   description: ModelDescription;
   /** For a run that has not finished: where its weights stand (0-based epoch in progress, of epochs). */
   unfinished: { epoch: number; epochs: number } | null;
@@ -324,5 +326,5 @@ export function exportModel(options: ExportModelOptions): ExportModelResult {
     const code = (error as NodeJS.ErrnoException).code;
     throw new RunInputError(`--out ${out}: cannot write${code ? ` (${code})` : ''}: ${oneLine(error)}`);
   }
-  return { format, out, bytes: bytes.length, weights: source.weights, description, unfinished: source.unfinished };
+  return { format, out, bytes: bytes.length, weights: source.weights, runDir: source.runDir, description, unfinished: source.unfinished };
 }
