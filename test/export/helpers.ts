@@ -119,6 +119,31 @@ export function pythonWithTorch(): string | null {
   return probe.status === 0 ? python : null;
 }
 
+/** An interpreter with the official onnx package (Debian's python3-onnx), or null. */
+export function pythonWithOnnx(): string | null {
+  const python = process.env.PCDARTS_PYTHON || (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
+  const probe = spawnSync(python, ['-c', 'import onnx'], { stdio: 'ignore' });
+  return probe.status === 0 ? python : null;
+}
+
+/**
+ * Runs the official ONNX checker on a file (onnx.checker.check_model with full_check: the
+ * operator schemas and strict shape inference) and returns the inferred output shape.
+ */
+export function onnxChecker(python: string, path: string): { version: string; output: (string | number)[] } {
+  const script = [
+    'import json, sys, onnx',
+    'm = onnx.load(sys.argv[1])',
+    'onnx.checker.check_model(m, full_check=True)',
+    'inferred = onnx.shape_inference.infer_shapes(m, strict_mode=True)',
+    'dims = [d.dim_param or d.dim_value for d in inferred.graph.output[0].type.tensor_type.shape.dim]',
+    'print(json.dumps({"version": onnx.__version__, "output": dims}))',
+  ].join('\n');
+  const result = spawnSync(python, ['-c', script, path], { encoding: 'utf8' });
+  assert.equal(result.status, 0, `onnx.checker rejected ${path}: ${result.stderr}`);
+  return JSON.parse(result.stdout) as { version: string; output: (string | number)[] };
+}
+
 /** Runs test/export/pytorch_interop.py; returns its JSON line. */
 export function pytorchInterop(python: string, script: string, command: 'check' | 'save', config: unknown): Record<string, unknown> {
   const result = spawnSync(python, [script, command, JSON.stringify(config)], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } });

@@ -4,9 +4,13 @@
  * that uses every operation and random batch-norm statistics, run by onnxruntime-node and
  * compared with the engine's eval-mode logits; and the structure the issue asks for (opset,
  * dynamic batch, Slice for the FactorizedReduce shift, count_include_pad=0, no auxiliary head,
- * metadata).
+ * metadata), checked by the official ONNX checker where Debian's python3-onnx is installed
+ * (CI installs it).
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import onnxProto from 'onnx-proto';
@@ -23,7 +27,9 @@ import {
 } from '../../src/export/index.js';
 type GraphProto = InstanceType<typeof onnxProto.onnx.GraphProto>;
 
-import { argmaxRows, difference, engineLogits, EVERY_OPERATION, onnxLogits, randomImages, randomizeBatchNorms } from './helpers.js';
+import {
+  argmaxRows, difference, engineLogits, EVERY_OPERATION, onnxChecker, onnxLogits, pythonWithOnnx, randomImages, randomizeBatchNorms,
+} from './helpers.js';
 
 function describeFor(network: EvalNetwork, size: number): ModelDescription {
   const { inChannels, classes } = network.config;
@@ -34,6 +40,11 @@ function describeFor(network: EvalNetwork, size: number): ModelDescription {
     dataset: null, pcdartsVersion: '0.0.0-test',
   };
 }
+
+const onnxPython = pythonWithOnnx();
+const checkerSkip = onnxPython === null ? 'the onnx Python package is not installed (apt-get install python3-onnx)' : false;
+const root = mkdtempSync(join(tmpdir(), 'pcdarts-export-onnx-'));
+after(() => rmSync(root, { recursive: true, force: true }));
 
 interface Case {
   name: string;
@@ -118,6 +129,14 @@ for (const testCase of CASES) {
       assert.ok(count('ConstantOfShape') > 0, 'the none operations are exact zeros');
       assert.ok(!graph.node.some((n) => (n.name ?? '').startsWith('auxiliary_head')), 'no auxiliary head');
       assert.ok(!graph.node.some((n) => /Dropout|Random|Bernoulli/.test(n.opType ?? '')), 'no drop path');
+    });
+
+    it('passes the official ONNX checker (full check: operator schemas, strict shape inference)', { skip: checkerSkip }, () => {
+      const path = join(root, `${testCase.size}.onnx`);
+      writeFileSync(path, bytes);
+      const checked = onnxChecker(onnxPython!, path);
+      console.log(`# ${testCase.name}: onnx ${checked.version} checker passed, inferred output shape ${JSON.stringify(checked.output)}`);
+      assert.deepEqual(checked.output, ['batch', network.config.classes]);
     });
 
     it('carries the genotype, class names, image size, mean/std, network and version in metadata_props', () => {
