@@ -22,7 +22,7 @@ import {
   CIFAR10_CLASS_NAMES, CIFAR10_MEAN, CIFAR10_STD, type DatasetName, FASHION_MNIST_CLASS_NAMES, FASHION_MNIST_MEAN,
   FASHION_MNIST_SIZE, FASHION_MNIST_STD,
 } from '../data/index.js';
-import { CHECKPOINT_DIR, readCheckpoint } from '../run/checkpoint.js';
+import { CHECKPOINT_DIR, CHECKPOINT_STATE_FILE, readCheckpoint } from '../run/checkpoint.js';
 import { loadRunDataset } from '../run/data.js';
 import { asInputErrors, oneLine, RunInputError } from '../run/errors.js';
 import { loadModelWeights } from '../run/evaluate.js';
@@ -204,13 +204,13 @@ function runWeights(run: string, last: boolean): WeightsSource {
   }
   if (configFile.command !== 'train') throw new RunInputError(`${run} is a '${configFile.command}' run, not a train run: nothing to export`);
   const epochs = (configFile.config as Partial<TrainConfig>).epochs ?? 0;
-  const checkpoint = readCheckpoint<TrainCheckpointState>(run);
   const best = join(run, BEST_MODEL_FILE);
   if (!last && existsSync(best)) {
     const { tensors, metadata } = readWeightsFile(best, 'best model');
-    const finished = checkpoint?.state.final_test != null;
-    return { weights: best, tensors, metadata, runDir: run, unfinished: finished ? null : { epoch: checkpoint?.state.epoch ?? 0, epochs } };
+    const progress = checkpointProgress(run);
+    return { weights: best, tensors, metadata, runDir: run, unfinished: progress === null || progress.finished ? null : { epoch: progress.epoch, epochs } };
   }
+  const checkpoint = readCheckpoint<TrainCheckpointState>(run);
   if (checkpoint === null) {
     throw new RunInputError(`${run} is not trained yet (no checkpoint): nothing to export; train it first (pcdarts train --resume ${run})`);
   }
@@ -219,6 +219,20 @@ function runWeights(run: string, last: boolean): WeightsSource {
     weights: join(run, CHECKPOINT_DIR), tensors: checkpoint.tensors, metadata: null, runDir: run,
     unfinished: finished ? null : { epoch: checkpoint.state.epoch, epochs },
   };
+}
+
+/**
+ * Where a run's last checkpoint stands, from its state.json alone (its tensors are not
+ * needed when the best model is exported); null when that cannot be read.
+ */
+function checkpointProgress(run: string): { epoch: number; finished: boolean } | null {
+  try {
+    const file = JSON.parse(readFileSync(join(run, CHECKPOINT_DIR, CHECKPOINT_STATE_FILE), 'utf8')) as { state?: Partial<TrainCheckpointState> };
+    const epoch = file.state?.epoch;
+    return typeof epoch === 'number' ? { epoch, finished: file.state?.final_test != null } : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Strips a run checkpoint's `model.` prefix (other entries, e.g. optimiser state, are dropped). */
@@ -244,7 +258,7 @@ export function exportModel(options: ExportModelOptions): ExportModelResult {
   }
   if (options.last && options.run === undefined) throw new RunInputError('--last goes with a run directory');
   const out = options.out ?? (options.run !== undefined ? join(options.run, DEFAULT_EXPORT_FILES[format]) : DEFAULT_EXPORT_FILES[format]);
-  checkOutputFile(out);
+  if (options.out !== undefined) checkOutputFile(out);
 
   // The weights and where they came from.
   let source: WeightsSource;
@@ -254,6 +268,7 @@ export function exportModel(options: ExportModelOptions): ExportModelResult {
     const { tensors, metadata } = readWeightsFile(options.checkpoint!, '--checkpoint');
     source = { weights: options.checkpoint!, tensors, metadata, runDir: enclosingTrainRun(options.checkpoint!), unfinished: null };
   }
+  if (options.out === undefined) checkOutputFile(out);
   if (resolve(out) === resolve(source.weights)) throw new RunInputError(`--out ${out} is the weights file being exported: choose another name`);
   const runConfig = source.runDir === null ? null : readRunConfig(source.runDir, 'train');
   const stored = (runConfig?.config ?? {}) as Partial<TrainConfig>;
@@ -284,7 +299,8 @@ export function exportModel(options: ExportModelOptions): ExportModelResult {
   const architecture: NetworkArchitecture = { ...inferred, genotype };
 
   // The data the network expects and the names of its outputs.
-  const datasetName = options.dataset ?? stored.dataset ?? (described?.dataset as DatasetName | null | undefined) ?? null;
+  const datasetName = options.dataset ?? stored.dataset ?? (described?.dataset as DatasetName | null | undefined)
+    ?? (source.metadata?.dataset ? source.metadata.dataset as DatasetName : null);
   let facts: DataFacts | null = null;
   if (options.dataset === undefined) facts = runConfig !== null ? recordedDataFacts(runConfig) : null;
   if (facts === null && options.dataset === undefined && described !== null) {

@@ -69,15 +69,23 @@ export function loadModelWeights(network: EvalNetwork, tensors: Map<string, Safe
   const prefix = [...tensors.keys()].some((name) => name.startsWith('model.')) ? 'model.' : '';
   const expected = new Map(network.stateEntries().map((entry) => [entry.name, entry.tensor.shape]));
   const weights = new Map<string, ArrayLike<number>>();
+  const shapes = new Map<string, readonly number[]>();
   for (const [name, t] of tensors) {
     if (!name.startsWith(prefix)) continue;
     const key = name.slice(prefix.length);
     if (network.auxiliaryHead === null && key.startsWith('auxiliary_head.')) continue;
-    const shape = expected.get(key);
-    if (shape !== undefined && (shape.length !== t.shape.length || shape.some((d, i) => d !== t.shape[i]))) {
-      throw new RunInputError(`${source}: '${key}' has shape [${t.shape.join(', ')}], the model expects [${shape.join(', ')}]`);
-    }
     weights.set(key, t.values);
+    shapes.set(key, t.shape);
+  }
+  // Keys first (missing, unexpected: loadState's message), then shapes, then the values.
+  const sameKeys = weights.size === expected.size && [...weights.keys()].every((key) => expected.has(key));
+  if (sameKeys) {
+    for (const [key, shape] of expected) {
+      const actual = shapes.get(key)!;
+      if (shape.length !== actual.length || shape.some((d, i) => d !== actual[i])) {
+        throw new RunInputError(`${source}: '${key}' has shape [${actual.join(', ')}], the model expects [${shape.join(', ')}]`);
+      }
+    }
   }
   asInputErrors(() => network.loadState(weights, { strict: true, what: source }));
 }

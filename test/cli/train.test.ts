@@ -144,7 +144,7 @@ describe('pcdarts train runs', () => {
     assertBadInput(await pcdarts('test', '--checkpoint', weights, '--genotype', 'DARTS_V2', '--init-channels', '4', '--layers', '3'),
       /model\.safetensors: does not match this model: (missing|unexpected) \d+ key/);
     assertBadInput(await pcdarts('test', '--checkpoint', weights, '--genotype', 'PC_DARTS_cifar', '--init-channels', '8', '--layers', '3'),
-      /model\.safetensors: '[^']+' has \d+ values, the model expects \d+/);
+      /model\.safetensors: '[^']+' has shape \[[\d, ]+\], the model expects \[[\d, ]+\]/);
     const same = await pcdarts('test', '--checkpoint', weights, '--genotype', 'PC_DARTS_cifar', '--init-channels', '4', '--layers', '3', '--limit-test', '100', '--json');
     assert.equal(same.code, 0, same.stderr);
     assert.equal(JSON.parse(same.stdout).top1, referenceTest.top1);

@@ -116,11 +116,17 @@ describe('pcdarts export RUN_DIR --format onnx', () => {
     assert.match(last.stdout, /from .*run-copy\/checkpoint\n/);
   });
 
-  it('exports a weights file given with --checkpoint (a run\'s best model) using the run it lies in', async () => {
+  it('exports a weights file given with --checkpoint (a run\'s best model) using the run it lies in, or on its own', async () => {
     const out = join(root, 'from-file.onnx');
     const result = await pcdarts('export', '--checkpoint', join(run, 'best.safetensors'), '--out', out);
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(readFileSync(out), readFileSync(join(root, 'model.onnx')), 'the same bytes as the export of the run');
+    // Outside its run, a best model still records its genotype and dataset.
+    const copied = join(root, 'copied-best.safetensors');
+    cpSync(join(run, 'best.safetensors'), copied);
+    const alone = await pcdarts('export', copied, '--out', join(root, 'alone.onnx'));
+    assert.equal(alone.code, 0, alone.stderr);
+    assert.deepEqual(readFileSync(join(root, 'alone.onnx')), readFileSync(join(root, 'model.onnx')));
   });
 });
 

@@ -72,7 +72,7 @@ describe('train settings', () => {
     assert.deepEqual(rest, {
       dataset: 'fashion-mnist-bundled', data: null, batchSize: 96, lr: 0.025, momentum: 0.9, weightDecay: 3e-4, epochs: 600,
       initChannels: 36, layers: 20, auxiliary: true, auxiliaryWeight: 0.4, cutout: true, cutoutLength: 16, dropPathProb: 0.3,
-      gradClip: 5, labelSmoothing: 0, seed: 0, validPortion: 0, limitTrain: null, limitTest: null,
+      gradClip: 5, labelSmoothing: 0, seed: 0, validPortion: 0, limitTrain: null, limitTest: null, initFrom: null,
     });
   });
 
@@ -174,7 +174,7 @@ describe('a tiny training run', () => {
     assert.throws(() => testModel({ checkpoint: weights, genotype: publishedGenotype('PC_DARTS_cifar'), initChannels: 4, layers: 3 }),
       inputError(/model\.safetensors: does not match this model: (missing|unexpected) \d+ key/));
     assert.throws(() => testModel({ checkpoint: weights, genotype: TWO_NODES, initChannels: 8, layers: 3 }),
-      inputError(/model\.safetensors: '[^']+' has \d+ values, the model expects \d+/));
+      inputError(/model\.safetensors: '[^']+' has shape \[[\d, ]+\], the model expects \[[\d, ]+\]/));
     assert.throws(() => testModel({ run: reference, genotype: publishedGenotype('DARTS_V2') }),
       inputError(/--genotype DARTS_V2 is not the genotype the run .* trained/));
     assert.throws(() => testModel({ checkpoint: join(root, 'absent.safetensors'), genotype: TWO_NODES }), inputError(/absent\.safetensors: no such file/));
