@@ -111,7 +111,8 @@ def search_network(manifest, tensors):
     model = Network(int(number(c, 'C')), int(c.get('classes', 10)), int(number(c, 'layers')), steps=steps,
                     multiplier=int(c.get('multiplier', steps)), stem_multiplier=int(c.get('stem_multiplier', 3)),
                     k=int(c.get('K', 1)), in_channels=int(c.get('in_channels', 3)),
-                    edge_normalization=bool(c.get('edge_normalization', True)))
+                    edge_normalization=bool(c.get('edge_normalization', True)),
+                    network='imagenet' if 'imagenet' in str(c.get('network', 'cifar')).lower() else 'cifar')
     load_params(model, tensors)
     model.to(DTYPE[0])
     for name, t in model.named_arch_parameters():

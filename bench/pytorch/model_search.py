@@ -12,6 +12,10 @@ Differences from the authors' code, all from the spec:
   no shuffle (their code crashes there).
 - Edge normalisation can be switched off (every beta weight 1).
 - in_channels is a parameter (3 for CIFAR, 1 for Fashion-MNIST).
+- network='imagenet' builds the stems of their model_search_imagenet.py (stem0: conv 3x3 s2 ->
+  3C/2, BN, ReLU, conv 3x3 s2 -> 3C, BN; stem1: ReLU, conv 3x3 s2, BN; the first cell reduces
+  stem0's output) with the same cells, any K (theirs: K=2), and every MixedOp evaluated once
+  per forward (theirs twice, which moves batch-norm statistics twice; spec section 6).
 Everything else (order of operations, which tensors autograd records, in-place-free forward)
 follows their model_search.py, so time and memory are what their search script spends.
 """
@@ -208,7 +212,7 @@ class Network(nn.Module):
     the authors' code: model.parameters() is what SGD trains, arch_parameters() what Adam does."""
 
     def __init__(self, C, num_classes, layers, steps=4, multiplier=4, stem_multiplier=3, k=4,
-                 in_channels=3, edge_normalization=True):
+                 in_channels=3, edge_normalization=True, network='cifar'):
         super().__init__()
         self._C = C
         self._num_classes = num_classes
@@ -218,14 +222,31 @@ class Network(nn.Module):
         self._k = k
         self._edge_normalization = edge_normalization
 
+        self._network = network
         C_curr = stem_multiplier * C
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False),
-            nn.BatchNorm2d(C_curr),
-        )
+        if network == 'imagenet':
+            self.stem0 = nn.Sequential(
+                nn.Conv2d(in_channels, C_curr // 2, kernel_size=3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(C_curr // 2),
+                nn.ReLU(inplace=False),
+                nn.Conv2d(C_curr // 2, C_curr, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(C_curr),
+            )
+            self.stem1 = nn.Sequential(
+                nn.ReLU(inplace=False),
+                nn.Conv2d(C_curr, C_curr, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(C_curr),
+            )
+        elif network == 'cifar':
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False),
+                nn.BatchNorm2d(C_curr),
+            )
+        else:
+            raise ValueError(f'network must be cifar or imagenet, got {network!r}')
         C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
         self.cells = nn.ModuleList()
-        reduction_prev = False
+        reduction_prev = network == 'imagenet'
         for i in range(layers):
             if i in [layers // 3, 2 * layers // 3]:
                 C_curr *= 2
@@ -265,7 +286,11 @@ class Network(nn.Module):
         return torch.cat(parts, dim=0)
 
     def forward(self, x):
-        s0 = s1 = self.stem(x)
+        if self._network == 'imagenet':
+            s0 = self.stem0(x)
+            s1 = self.stem1(s0)
+        else:
+            s0 = s1 = self.stem(x)
         for cell in self.cells:
             if cell.reduction:
                 weights = F.softmax(self.alphas_reduce, dim=-1)

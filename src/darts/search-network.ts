@@ -3,8 +3,15 @@
  * partial-channel MixedOps on every edge and edge normalisation, global pooling and a
  * linear classifier. Architecture parameters (alphas, betas) are plain leaves held beside
  * the module tree, as in the authors' code (not part of the state dict).
+ *
+ * Two stems: the CIFAR one (model_search.py) and the ImageNet one (model_search_imagenet.py,
+ * spec section 6): three stride-2 convolutions in stem0 and stem1, and a first cell that
+ * reduces its first input. The ImageNet cells are the CIFAR cells with any K (the authors'
+ * hard-code K = 2), and each MixedOp runs once per forward (theirs runs twice, which moves
+ * batch-norm statistics twice: not copied, spec section 6).
  */
-import { BatchNorm2d, Conv2d, Linear } from '../nn/layers.js';
+import { convOutputSize } from '../kernels/backend.js';
+import { BatchNorm2d, Conv2d, Linear, ReLU } from '../nn/layers.js';
 import { Module, ModuleList, Sequential } from '../nn/module.js';
 import { fillNormal } from '../nn/init.js';
 import { DEFAULT_ACTIVATION_BUDGET_BYTES } from '../tensor/autograd.js';
@@ -16,7 +23,17 @@ import { MixedOp } from './mixed-op.js';
 import { FactorizedReduce, ReLUConvBN } from './operations.js';
 import { PRIMITIVES } from './primitives.js';
 
+/** Which search network: the CIFAR stem or the ImageNet stems (spec sections 4 and 6). */
+export const SEARCH_NETWORK_KINDS = ['cifar', 'imagenet'] as const;
+export type SearchNetworkKind = (typeof SEARCH_NETWORK_KINDS)[number];
+
 export interface SearchNetworkConfig {
+  /**
+   * 'cifar' (default): stem conv 3x3 -> 3C + BN at full resolution. 'imagenet': stem0
+   * (conv 3x3 s2 -> 3C/2, BN, ReLU, conv 3x3 s2 -> 3C, BN) and stem1 (ReLU, conv 3x3 s2, BN),
+   * the first cell reducing stem0's output (224 -> 28 before the cells).
+   */
+  network?: SearchNetworkKind;
   /** Initial channels C (16 in the paper). */
   channels: number;
   /** Number of cells (8). */
@@ -52,7 +69,7 @@ export interface SearchNetworkConfig {
 }
 
 export const DEFAULT_SEARCH_NETWORK: SearchNetworkConfig = {
-  channels: 16, layers: 8, classes: 10, inChannels: 3, steps: 4, multiplier: 4, stemMultiplier: 3, k: 4, edgeNormalization: true, recomputeMixedOps: true,
+  network: 'cifar', channels: 16, layers: 8, classes: 10, inChannels: 3, steps: 4, multiplier: 4, stemMultiplier: 3, k: 4, edgeNormalization: true, recomputeMixedOps: true,
 };
 
 /** Cell indices that reduce: floor(layers/3) and floor(2 layers/3). */
@@ -115,7 +132,11 @@ export class SearchCell extends Module {
 
 export class SearchNetwork extends Module {
   readonly config: SearchNetworkConfig;
-  readonly stem: Sequential;
+  /** The CIFAR stem (null in the ImageNet network). */
+  readonly stem: Sequential | null = null;
+  /** The ImageNet stems (null in the CIFAR network): s0 = stem0(x), s1 = stem1(s0). */
+  readonly stem0: Sequential | null = null;
+  readonly stem1: Sequential | null = null;
   readonly cells: SearchCell[];
   readonly classifier: Linear;
   readonly alphasNormal: Tensor;
@@ -129,14 +150,32 @@ export class SearchNetwork extends Module {
     this.config = c;
     validateSearchConfig(c);
     const stemChannels = c.stemMultiplier * c.channels;
-    this.stem = this.registerModule('stem', new Sequential(
-      new Conv2d(c.inChannels, stemChannels, 3, { padding: 1 }),
-      new BatchNorm2d(stemChannels),
-    ));
+    if (c.network === 'imagenet') {
+      const half = Math.floor(stemChannels / 2);
+      this.stem0 = this.registerModule('stem0', new Sequential(
+        new Conv2d(c.inChannels, half, 3, { stride: 2, padding: 1 }),
+        new BatchNorm2d(half),
+        new ReLU(),
+        new Conv2d(half, stemChannels, 3, { stride: 2, padding: 1 }),
+        new BatchNorm2d(stemChannels),
+      ));
+      this.stem1 = this.registerModule('stem1', new Sequential(
+        new ReLU(),
+        new Conv2d(stemChannels, stemChannels, 3, { stride: 2, padding: 1 }),
+        new BatchNorm2d(stemChannels),
+      ));
+    } else {
+      this.stem = this.registerModule('stem', new Sequential(
+        new Conv2d(c.inChannels, stemChannels, 3, { padding: 1 }),
+        new BatchNorm2d(stemChannels),
+      ));
+    }
     let cPrevPrev = stemChannels;
     let cPrev = stemChannels;
     let cCurrent = c.channels;
-    let reductionPrev = false;
+    // The ImageNet network's first cell treats stem0's output as an unreduced input (twice
+    // stem1's size) and reduces it with a FactorizedReduce.
+    let reductionPrev = c.network === 'imagenet';
     const list = this.registerModule('cells', new ModuleList());
     this.cells = [];
     for (let i = 0; i < c.layers; i++) {
@@ -192,9 +231,7 @@ export class SearchNetwork extends Module {
     const alphaReduce = ops.softmaxSegments(this.alphasReduce, rows);
     const betaNormal = edgeNormalization ? ops.softmaxSegments(this.betasNormal, betaSegments(steps)) : null;
     const betaReduce = edgeNormalization ? ops.softmaxSegments(this.betasReduce, betaSegments(steps)) : null;
-    const stem = this.stem.forward(x);
-    let s0 = stem;
-    let s1 = stem;
+    let [s0, s1] = this.stems(x);
     for (const cell of this.cells) {
       const output = cell.reduction
         ? cell.forward(s0, s1, alphaReduce, betaReduce)
@@ -210,6 +247,16 @@ export class SearchNetwork extends Module {
     pooled.drop();
     for (const w of [alphaNormal, alphaReduce, betaNormal, betaReduce]) w?.drop();
     return logits;
+  }
+
+  /** The two inputs of the first cell: the stem output twice (CIFAR), or stem0's and stem1's outputs (ImageNet). */
+  private stems(x: Tensor): [Tensor, Tensor] {
+    if (this.stem !== null) {
+      const s = this.stem.forward(x);
+      return [s, s];
+    }
+    const s0 = this.stem0!.forward(x);
+    return [s0, this.stem1!.forward(s0)];
   }
 
   /** The genotype the current architecture derives to (spec section 5). */
@@ -241,12 +288,31 @@ export function validateSearchConfig(c: SearchNetworkConfig, inputSize?: number)
   if (reductions > 0 && (reducedChannels / c.k) % 2 !== 0) {
     throw new Error(`k: C/K = ${reducedChannels / c.k} in reduction cells must be even (stride-2 skip_connect is a FactorizedReduce)`);
   }
+  const imagenet = c.network === 'imagenet';
+  if (c.network !== undefined && !(SEARCH_NETWORK_KINDS as readonly string[]).includes(c.network)) {
+    throw new Error(`network: expected one of ${SEARCH_NETWORK_KINDS.join(', ')}, got ${JSON.stringify(c.network)}`);
+  }
+  if (imagenet && c.channels % 2 !== 0) {
+    throw new Error(`init channels: the ImageNet search network's first cell reduces its input with a FactorizedReduce to C channels, so C must be even, got ${c.channels}`);
+  }
   if (inputSize !== undefined) {
     let size = inputSize;
+    if (imagenet) {
+      // stem0: two stride-2 convolutions; the first cell's FactorizedReduce halves that again.
+      const s0 = convOutputSize(convOutputSize(inputSize, 3, 2, 1), 3, 2, 1);
+      if (s0 % 2 !== 0) throw new Error(`input size ${inputSize}: the ImageNet stems give the first cell a ${s0}x${s0} input to reduce (odd); use a size divisible by ${8 * 2 ** searchReductions(c.layers)}`);
+      size = s0 / 2;
+    }
+    const divisor = (imagenet ? 8 : 1) * 2 ** searchReductions(c.layers);
     for (let i = 0; i < c.layers; i++) {
       if (!isReductionLayer(i, c.layers)) continue;
-      if (size % 2 !== 0) throw new Error(`input size ${inputSize}: becomes ${size} (odd) before the reduction at cell ${i}; use a size divisible by 4`);
+      if (size % 2 !== 0) throw new Error(`input size ${inputSize}: becomes ${size} (odd) before the reduction at cell ${i}; use a size divisible by ${divisor}`);
       size /= 2;
     }
   }
+}
+
+/** How many cells reduce (2, or fewer for very short networks). */
+function searchReductions(layers: number): number {
+  return new Set([Math.floor(layers / 3), Math.floor((2 * layers) / 3)].filter((i) => i < layers)).size;
 }
