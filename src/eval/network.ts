@@ -212,13 +212,21 @@ export class AuxiliaryHead extends Module {
     this.classifier = this.registerModule('classifier', new Linear(AUX_FEATURES, classes));
   }
 
+  /** Whether a feature map of height x width pools to the 2x2 its 2x2 convolution needs. */
+  accepts(height: number, width: number): boolean {
+    const stride = this.kind === 'cifar' ? 3 : 2;
+    return convOutputSize(height, 5, stride, 0) === 2 && convOutputSize(width, 5, stride, 0) === 2;
+  }
+
+  /** The feature map it is made for, in words. */
+  get expectedInput(): string {
+    return this.kind === 'cifar' ? '8x8 feature map (32x32 images)' : '7x7 feature map (224x224 images)';
+  }
+
   forward(x: Tensor): Tensor {
     const [, , h, w] = x.shape;
-    const pooledH = convOutputSize(h, 5, this.kind === 'cifar' ? 3 : 2, 0);
-    const pooledW = convOutputSize(w, 5, this.kind === 'cifar' ? 3 : 2, 0);
-    if (pooledH !== 2 || pooledW !== 2) {
-      const expected = this.kind === 'cifar' ? '8x8 (32x32 images)' : '7x7 (224x224 images)';
-      throw new Error(`auxiliary head: expected a feature map of ${expected}, got ${h}x${w}; build the network with auxiliary: false for other input sizes`);
+    if (!this.accepts(h, w)) {
+      throw new Error(`auxiliary head: expected an ${this.expectedInput}, got ${h}x${w}; build the network with auxiliary: false for other input sizes`);
     }
     return this.classifier.forward(this.features.forward(x));
   }
@@ -311,6 +319,18 @@ export abstract class EvalNetwork extends Module {
    */
   abstract checkInputSize(height: number, width: number): void;
 
+  /** Height and width of the second input (s1) of the first cell, for an image of height x width. */
+  protected abstract stemOutputSize(height: number, width: number): [number, number];
+
+  /** Height and width of cell `index`'s output for an image of height x width (sizes assumed valid). */
+  featureSize(index: number, height: number, width: number): [number, number] {
+    let [h, w] = this.stemOutputSize(height, width);
+    for (const cell of this.cells.slice(0, index + 1)) {
+      if (cell.reduction) [h, w] = [h / 2, w / 2];
+    }
+    return [h, w];
+  }
+
   /** Walks the reductions from the first cell's input size; returns the last cell's output size. */
   protected checkReductions(stemHeight: number, stemWidth: number, input: string): [number, number] {
     let h = stemHeight;
@@ -345,6 +365,14 @@ export abstract class EvalNetwork extends Module {
       [s0, s1] = [s1, output];
       if (i === this.auxiliaryIndex && this.auxiliaryHead && this.training) {
         logitsAux = this.auxiliaryHead.forward(s1);
+        // The authors' head starts with an in-place ReLU, so whatever reads s1 after it sees
+        // relu(s1). Every later cell starts with a ReLU anyway (no difference), but when the
+        // head reads the last cell (layers <= 3) the final pooling does too.
+        if (i === this.cells.length - 1) {
+          const rectified = ops.relu(s1);
+          s1.drop();
+          s1 = rectified;
+        }
       }
     });
     s0.drop();
@@ -380,6 +408,10 @@ export class NetworkCIFAR extends EvalNetwork {
     return ops.globalAvgPool(x);
   }
 
+  protected stemOutputSize(height: number, width: number): [number, number] {
+    return [height, width];
+  }
+
   checkInputSize(height: number, width: number): void {
     this.checkReductions(height, width, `${height}x${width}`);
   }
@@ -387,8 +419,10 @@ export class NetworkCIFAR extends EvalNetwork {
 
 /**
  * The authors' NetworkImageNet: stem0 (conv 3x3 s2 -> C/2, BN, ReLU, conv 3x3 s2 -> C, BN),
- * stem1 (ReLU, conv 3x3 s2, BN); the first cell treats its input as reduced; a 7x7 average
- * pool (224x224 images) and a linear classifier.
+ * stem1 (ReLU, conv 3x3 s2, BN); the first cell treats its input as reduced; a global average
+ * pool and a linear classifier. The authors pool with AvgPool2d(7), the same thing for the
+ * 7x7 map of 224x224 images; the global pool also takes smaller images (64x64 -> 2x2), which
+ * theirs cannot.
  */
 export class NetworkImageNet extends EvalNetwork {
   readonly stem0: Sequential;
@@ -419,7 +453,12 @@ export class NetworkImageNet extends EvalNetwork {
   }
 
   protected pool(x: Tensor): Tensor {
-    return ops.avgPool2d(x, { kernel: 7, stride: 7 });
+    return ops.globalAvgPool(x);
+  }
+
+  protected stemOutputSize(height: number, width: number): [number, number] {
+    const down = (n: number): number => convOutputSize(n, 3, 2, 1);
+    return [down(down(down(height))), down(down(down(width)))];
   }
 
   checkInputSize(height: number, width: number): void {
@@ -428,11 +467,8 @@ export class NetworkImageNet extends EvalNetwork {
     const s0h = down(down(height));
     const s0w = down(down(width));
     if (s0h % 2 !== 0 || s0w % 2 !== 0) {
-      throw new Error(`evaluation network: input ${input} gives the first cell's FactorizedReduce an odd size ${s0h}x${s0w}; use an input size divisible by 8 (224x224)`);
+      throw new Error(`evaluation network: input ${input} gives the first cell's FactorizedReduce an odd size ${s0h}x${s0w}; use an input size divisible by 32 (224x224, 64x64, ...)`);
     }
-    const [h, w] = this.checkReductions(down(s0h), down(s0w), input);
-    if (h !== 7 || w !== 7) {
-      throw new Error(`evaluation network: input ${input} gives a final ${h}x${w} feature map; the ImageNet network's 7x7 average pool needs 224x224 images`);
-    }
+    this.checkReductions(down(s0h), down(s0w), input);
   }
 }
