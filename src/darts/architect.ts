@@ -3,7 +3,7 @@
  * second-order variant can plug in. First order (spec section 6): Adam on the validation
  * loss with L2 weight decay added to the gradient.
  */
-import { Adam } from '../nn/optim.js';
+import { Adam, clipGradNorm } from '../nn/optim.js';
 import { backward } from '../tensor/autograd.js';
 import * as ops from '../tensor/ops.js';
 import { tidy, type Tensor } from '../tensor/tensor.js';
@@ -13,6 +13,11 @@ export interface ArchitectOptions {
   lr: number;
   betas: [number, number];
   weightDecay: number;
+  /**
+   * Clip the global L2 norm of the architecture gradients to this before the Adam step (the
+   * authors' ImageNet search: 5; weight decay is added after, inside Adam). Absent or null: no clipping.
+   */
+  gradClip?: number | null;
 }
 
 export const DEFAULT_ARCHITECT: ArchitectOptions = { lr: 6e-4, betas: [0.5, 0.999], weightDecay: 1e-3 };
@@ -30,9 +35,11 @@ export interface Architect {
  */
 export class FirstOrderArchitect implements Architect {
   readonly optimizer: Adam;
+  private readonly gradClip: number | null;
 
   constructor(readonly model: SearchNetwork, options: ArchitectOptions = DEFAULT_ARCHITECT) {
     this.optimizer = new Adam(model.archParameters(), { lr: options.lr, betas: options.betas, weightDecay: options.weightDecay });
+    this.gradClip = options.gradClip ?? null;
   }
 
   step(x: Tensor, labels: Int32Array): number {
@@ -43,6 +50,7 @@ export class FirstOrderArchitect implements Architect {
       backward(l);
       return l.item();
     }));
+    if (this.gradClip !== null) clipGradNorm(arch, this.gradClip);
     this.optimizer.step();
     return loss;
   }
