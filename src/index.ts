@@ -62,6 +62,8 @@ export * from './run/evaluate.js';
 export * from './run/train.js';
 export * from './run/test-model.js';
 export * from './run/network-info.js';
+export * from './run/network-kind.js';
+export * from './run/search-subset.js';
 
 // Visualisation (cell drawings, run reports) is the separate entry 'pcdarts/viz': it loads
 // Vega, Graphviz (wasm) and resvg, which the engine and the loops do not need.

@@ -6,6 +6,8 @@ import { type Genotype, genotypeSteps, validateGenotype } from '../darts/genotyp
 import { evalNetworkComplexity } from '../eval/complexity.js';
 import { defaultRandom } from '../tensor/random.js';
 import { asInputErrors, RunInputError } from './errors.js';
+import { NETWORK_KINDS, type NetworkKind } from './network-kind.js';
+import { isRunDirectory, readRunConfig } from './run-dir.js';
 import { checkGenotypeNodes } from './train-settings.js';
 import { flagName } from './settings.js';
 
@@ -26,12 +28,48 @@ export interface NetworkInfoOptions {
   layers?: number;
   /** Intermediate nodes the genotype must have; absent: not checked. */
   nodes?: number;
+  /** The network (default: the dataset's: ImageNet for imagenet, else CIFAR). */
+  network?: NetworkKind;
+  /** Classes, image channels and square image side (default: the dataset's). */
+  classes?: number;
+  inChannels?: number;
+  inputSize?: number;
+  /** The dataset name to report when the shape comes from elsewhere (a run directory); default: `dataset`. */
+  datasetName?: string;
+}
+
+/** The network C and L defaults of each network kind (spec section 7). */
+const NETWORK_DEFAULTS: Record<NetworkKind, { channels: number; layers: number }> = {
+  cifar: { channels: 36, layers: 20 },
+  imagenet: { channels: 48, layers: 14 },
+};
+
+/**
+ * What `pcdarts info` takes from a run directory: a train run's network, C, layers, classes,
+ * image channels and size; a search run's network kind and images (C and layers stay the
+ * retraining defaults). Null for anything that is not a run directory.
+ */
+export function runNetworkDefaults(dir: string): Partial<NetworkInfoOptions> | null {
+  if (!isRunDirectory(dir)) return null;
+  const file = readRunConfig(dir);
+  const config = file.config as Record<string, unknown>;
+  const info = (file.info ?? {}) as Record<string, unknown>;
+  const number = (v: unknown): number | undefined => typeof v === 'number' ? v : undefined;
+  const network = typeof config.network === 'string' && (NETWORK_KINDS as readonly string[]).includes(config.network)
+    ? config.network as NetworkKind : 'cifar';
+  const shape = {
+    network, classes: number(info.classes), inChannels: number(info.channels), inputSize: number(info.image_size),
+    datasetName: typeof config.dataset === 'string' ? config.dataset : undefined,
+  };
+  if (file.command === 'train') return { ...shape, initChannels: number(config.initChannels), layers: number(config.layers) };
+  return shape;
 }
 
 export interface NetworkInfo {
   /** The authors' NetworkCIFAR or NetworkImageNet. */
   network: 'cifar' | 'imagenet';
-  dataset: InfoDatasetName;
+  /** The --dataset, or the run's dataset. */
+  dataset: string;
   init_channels: number;
   layers: number;
   nodes: number;
@@ -54,11 +92,19 @@ const INFO_NETWORKS: Record<InfoDatasetName, { network: 'cifar' | 'imagenet'; cl
 /** Parameters and mult-adds of the evaluation network of a genotype (spec section 7's table). */
 export function networkInfo(options: NetworkInfoOptions): NetworkInfo {
   const dataset = options.dataset ?? 'cifar10';
-  const shape = INFO_NETWORKS[dataset];
-  if (shape === undefined) throw new RunInputError(`--dataset: expected one of ${INFO_DATASET_NAMES.join(', ')}, got ${JSON.stringify(dataset)}`);
-  const initChannels = options.initChannels ?? shape.channels;
-  const layers = options.layers ?? shape.layers;
-  for (const [key, value] of [['initChannels', initChannels], ['layers', layers]] as const) {
+  const datasetShape = INFO_NETWORKS[dataset];
+  if (datasetShape === undefined) throw new RunInputError(`--dataset: expected one of ${INFO_DATASET_NAMES.join(', ')}, got ${JSON.stringify(dataset)}`);
+  const network = options.network ?? datasetShape.network;
+  if (!(NETWORK_KINDS as readonly string[]).includes(network)) throw new RunInputError(`--network: expected one of ${NETWORK_KINDS.join(', ')}, got ${JSON.stringify(network)}`);
+  const shape = {
+    network,
+    classes: options.classes ?? datasetShape.classes,
+    inChannels: options.inChannels ?? datasetShape.inChannels,
+    inputSize: options.inputSize ?? datasetShape.inputSize,
+  };
+  const initChannels = options.initChannels ?? NETWORK_DEFAULTS[network].channels;
+  const layers = options.layers ?? NETWORK_DEFAULTS[network].layers;
+  for (const [key, value] of [['initChannels', initChannels], ['layers', layers], ['classes', shape.classes], ['inChannels', shape.inChannels], ['inputSize', shape.inputSize]] as const) {
     if (!(Number.isInteger(value) && value >= 1)) throw new RunInputError(`${flagName(key)}: expected an integer >= 1, got ${value}`);
   }
   const genotype = asInputErrors(() => validateGenotype(options.genotype));
@@ -74,7 +120,7 @@ export function networkInfo(options: NetworkInfoOptions): NetworkInfo {
     }
   });
   return {
-    network: shape.network, dataset, init_channels: initChannels, layers, nodes: genotypeSteps(genotype), classes: shape.classes,
+    network: shape.network, dataset: options.datasetName ?? dataset, init_channels: initChannels, layers, nodes: genotypeSteps(genotype), classes: shape.classes,
     in_channels: shape.inChannels, input_size: shape.inputSize, parameters: report.parameters, mult_adds: report.multAdds,
   };
 }

@@ -15,12 +15,15 @@
  *
  * Logged accuracies are fractions in [0, 1]; losses are float32 values written exactly.
  */
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 
 import { FirstOrderArchitect, withFrozen } from '../darts/architect.js';
 import { type Genotype, genotypeToJSON } from '../darts/genotype.js';
 import { nodeSoftmax, softmaxRows } from '../darts/genotype-derive.js';
-import { betaSegments, SearchNetwork, type SearchNetworkConfig, validateSearchConfig } from '../darts/search-network.js';
+import {
+  betaSegments, SEARCH_NETWORK_KINDS, SearchNetwork, type SearchNetworkConfig, type SearchNetworkKind, validateSearchConfig,
+} from '../darts/search-network.js';
 import {
   type Augmentation, BatchSampler, type BatchSamplerState, DATASET_NAMES, type Dataset, type DatasetName, NO_AUGMENTATION,
   splitTrainValid,
@@ -28,7 +31,7 @@ import {
 import { kernels } from '../kernels/registry.js';
 import { clipGradNorm, SGD } from '../nn/optim.js';
 import type { SafetensorsInput, SafetensorsTensor } from '../nn/safetensors.js';
-import { cosineAnnealingLr } from '../nn/schedule.js';
+import { scheduledLr } from '../nn/schedule.js';
 import { backward, noGrad } from '../tensor/autograd.js';
 import * as ops from '../tensor/ops.js';
 import { manualSeed, Random } from '../tensor/random.js';
@@ -44,6 +47,11 @@ import {
 } from './epoch-run.js';
 import { asInputErrors, RunInputError } from './errors.js';
 import { countCorrect, float32ArrayForJson, float32ForJson, roundForLog } from './metrics.js';
+import { defaultNetworkKind } from './network-kind.js';
+import {
+  checkSubsetFractions, IMAGENET_SEARCH_SUBSET, type LabelledItems, readSubsetRecord, sampleSearchSubset, SEARCH_SUBSET_FILE,
+  type SearchSubsetRecord, subsetFromRecord, subsetRecord,
+} from './search-subset.js';
 import { checkNewRunDirectory, LOG_FILE, readRunConfig, type RunConfigFile, RunDirectory } from './run-dir.js';
 import {
   checkResumeSettings, checkRunRuntime, checkSettings, DEFAULT_RUN_RUNTIME, definedEntries, flagName, integerAtLeast, isBoolean,
@@ -55,6 +63,8 @@ import {
  * (`--batch-size` -> batchSize, `--no-edge-norm` -> edgeNorm: false), as stored in config.json.
  */
 export interface SearchConfig {
+  /** The search network (spec sections 4 and 6); 'imagenet' brings the ImageNet recipe as defaults. */
+  network: SearchNetworkKind;
   dataset: DatasetName;
   /** Dataset directory; null: the dataset's standard location (none for the bundled subset). */
   data: string | null;
@@ -65,7 +75,11 @@ export interface SearchConfig {
   weightDecay: number;
   archLr: number;
   archWeightDecay: number;
+  /** Clip the architecture gradients' global norm before the Adam step (the ImageNet search: 5); null: no clipping. */
+  archGradClip: number | null;
   epochs: number;
+  /** Linear learning-rate warm-up: lr (e+1)/W for the first W epochs, then the cosine; 0: none. */
+  lrWarmupEpochs: number;
   /** Epochs of weight-only training before architecture steps begin. */
   warmupEpochs: number;
   initChannels: number;
@@ -76,7 +90,15 @@ export interface SearchConfig {
   k: number;
   /** Edge normalisation (betas). */
   edgeNorm: boolean;
+  /** Without a search subset: the first fraction of the training set trains the weights, the rest the architecture. */
   trainPortion: number;
+  /**
+   * Per-class fractions [weights, architecture] of the training set, disjoint, drawn with the
+   * seed and recorded in search-subset.json (search-subset.ts); null: the trainPortion split.
+   */
+  searchSubset: [number, number] | null;
+  /** Reuse the sample recorded by this run directory (or search-subset.json file); null: draw it. */
+  searchSubsetFrom: string | null;
   gradClip: number;
   seed: number;
   /** Use only the first N training images (before the train/architecture split); null: all. */
@@ -85,10 +107,47 @@ export interface SearchConfig {
 
 /** The paper's CIFAR-10 settings (spec section 6), on the bundled Fashion-MNIST subset. */
 export const DEFAULT_SEARCH_CONFIG: Readonly<SearchConfig> = Object.freeze({
-  dataset: 'fashion-mnist-bundled', data: null, batchSize: 256, lr: 0.1, lrMin: 0, momentum: 0.9, weightDecay: 3e-4,
-  archLr: 6e-4, archWeightDecay: 1e-3, epochs: 50, warmupEpochs: 15, initChannels: 16, layers: 8, nodes: 4, k: 4,
-  edgeNorm: true, trainPortion: 0.5, gradClip: 5, seed: 2, limitTrain: null,
+  network: 'cifar', dataset: 'fashion-mnist-bundled', data: null, batchSize: 256, lr: 0.1, lrMin: 0, momentum: 0.9,
+  weightDecay: 3e-4, archLr: 6e-4, archWeightDecay: 1e-3, archGradClip: null, epochs: 50, lrWarmupEpochs: 0,
+  warmupEpochs: 15, initChannels: 16, layers: 8, nodes: 4, k: 4, edgeNorm: true, trainPortion: 0.5, searchSubset: null,
+  searchSubsetFrom: null, gradClip: 5, seed: 2, limitTrain: null,
 });
+
+/**
+ * The ImageNet search recipe (spec section 6, the authors' train_search_imagenet.py): the
+ * defaults of a search with the ImageNet network, each overridable by its flag. The learning
+ * rate warms up over 5 epochs when the batch exceeds 256 (their rule), see resolveSearchConfig.
+ */
+export const IMAGENET_SEARCH_RECIPE: Readonly<Partial<SearchConfig>> = Object.freeze({
+  network: 'imagenet', k: 2, batchSize: 1024, lr: 0.5, lrMin: 0, weightDecay: 3e-4, archLr: 6e-3, archWeightDecay: 1e-3,
+  archGradClip: 5, epochs: 50, warmupEpochs: 35, searchSubset: [...IMAGENET_SEARCH_SUBSET] as [number, number],
+});
+
+/** Learning-rate warm-up epochs of the ImageNet recipes, used when the batch exceeds 256. */
+export const IMAGENET_LR_WARMUP_EPOCHS = 5;
+export const IMAGENET_LR_WARMUP_MIN_BATCH = 257;
+
+/**
+ * A search's full settings from the ones given: the network defaults by the dataset (and
+ * image size); with the ImageNet network the ImageNet recipe fills what was not given, else
+ * DEFAULT_SEARCH_CONFIG. A --train-portion given without --search-subset means the portion
+ * split. What this returns is what config.json records.
+ */
+export function resolveSearchConfig(given: Partial<SearchConfig>, imageSize: number | null = null): SearchConfig {
+  const defined = definedEntries(given);
+  const dataset = defined.dataset ?? DEFAULT_SEARCH_CONFIG.dataset;
+  const network = defined.network ?? defaultNetworkKind(dataset, imageSize);
+  const recipe: Partial<SearchConfig> = network === 'imagenet' ? IMAGENET_SEARCH_RECIPE : {};
+  const config: SearchConfig = { ...DEFAULT_SEARCH_CONFIG, ...recipe, ...defined, network };
+  if (network === 'imagenet' && defined.lrWarmupEpochs === undefined) {
+    config.lrWarmupEpochs = config.batchSize >= IMAGENET_LR_WARMUP_MIN_BATCH ? IMAGENET_LR_WARMUP_EPOCHS : 0;
+  }
+  if (defined.trainPortion !== undefined && defined.searchSubset === undefined && defined.searchSubsetFrom === undefined) {
+    config.searchSubset = null;
+  }
+  if (config.searchSubset !== null) config.searchSubset = [...config.searchSubset] as [number, number];
+  return config;
+}
 
 /** Settings that do not change results; a resumed run may use others. */
 export type SearchRuntime = RunRuntime;
@@ -106,6 +165,7 @@ export const GENOTYPES_LOG_FILE = 'genotypes.jsonl';
 const SEARCH_LOGS = [LOG_FILE, GENOTYPES_LOG_FILE] as const;
 
 const CONFIG_CHECKS: Record<keyof SearchConfig, SettingCheck> = {
+  network: (v) => (SEARCH_NETWORK_KINDS as readonly unknown[]).includes(v) ? null : `expected one of ${SEARCH_NETWORK_KINDS.join(', ')}`,
   dataset: (v) => (DATASET_NAMES as readonly unknown[]).includes(v) ? null : `expected one of ${DATASET_NAMES.join(', ')}`,
   data: (v) => v === null || (typeof v === 'string' && v !== '') ? null : 'expected a directory',
   batchSize: integerAtLeast(1),
@@ -115,7 +175,9 @@ const CONFIG_CHECKS: Record<keyof SearchConfig, SettingCheck> = {
   weightDecay: numberAtLeast(0),
   archLr: numberAtLeast(0, true),
   archWeightDecay: numberAtLeast(0),
+  archGradClip: (v) => v === null ? null : numberAtLeast(0, true)(v),
   epochs: integerAtLeast(1),
+  lrWarmupEpochs: integerAtLeast(0),
   warmupEpochs: integerAtLeast(0),
   initChannels: integerAtLeast(1),
   layers: integerAtLeast(1),
@@ -123,6 +185,16 @@ const CONFIG_CHECKS: Record<keyof SearchConfig, SettingCheck> = {
   k: integerAtLeast(1),
   edgeNorm: isBoolean,
   trainPortion: openUnitInterval,
+  searchSubset: (v) => {
+    if (v === null) return null;
+    try {
+      checkSubsetFractions(v);
+      return null;
+    } catch (error) {
+      return (error as Error).message.replace(/^--search-subset: /, '').replace(/, got .*$/, '');
+    }
+  },
+  searchSubsetFrom: (v) => v === null || (typeof v === 'string' && v !== '') ? null : 'expected a run directory',
   gradClip: numberAtLeast(0, true),
   seed: integerAtLeast(0),
   limitTrain: optionalIntegerAtLeast(2),
@@ -132,6 +204,9 @@ const CONFIG_CHECKS: Record<keyof SearchConfig, SettingCheck> = {
 export function checkSearchConfig(config: SearchConfig): void {
   checkSettings(config, CONFIG_CHECKS);
   if (config.lrMin > config.lr) throw new RunInputError(`--lr-min ${config.lrMin} is above --lr ${config.lr}`);
+  if (config.searchSubsetFrom !== null && config.searchSubset === null) {
+    throw new RunInputError(`--search-subset-from ${config.searchSubsetFrom} reuses a per-class sample, which --no-search-subset switches off`);
+  }
 }
 
 export const checkSearchRuntime: (runtime: SearchRuntime) => void = checkRunRuntime;
@@ -139,8 +214,8 @@ export const checkSearchRuntime: (runtime: SearchRuntime) => void = checkRunRunt
 /** The search network's configuration for a dataset with `inChannels` channels and `classes` classes. */
 export function searchNetworkConfig(config: SearchConfig, inChannels: number, classes: number): SearchNetworkConfig {
   return {
-    channels: config.initChannels, layers: config.layers, classes, inChannels, steps: config.nodes, multiplier: config.nodes,
-    stemMultiplier: 3, k: config.k, edgeNormalization: config.edgeNorm,
+    network: config.network, channels: config.initChannels, layers: config.layers, classes, inChannels, steps: config.nodes,
+    multiplier: config.nodes, stemMultiplier: 3, k: config.k, edgeNormalization: config.edgeNorm,
   };
 }
 
@@ -239,6 +314,7 @@ export interface ResumeSearchOptions {
 
 function describeSearchSetting(key: keyof SearchConfig, value: unknown): string {
   if (key === 'edgeNorm') return value ? 'edge normalisation on' : '--no-edge-norm';
+  if (key === 'searchSubset') return value === null ? '--no-search-subset' : `--search-subset ${(value as number[]).join(',')}`;
   if (value === null) return `no ${flagName(key)}`;
   return `${flagName(key)} ${String(value)}`;
 }
@@ -257,6 +333,7 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
   protected readonly random: Random;
   private readonly trainSampler: BatchSampler;
   private readonly validSampler: BatchSampler;
+  private readonly trainIndices: Int32Array;
   private readonly validIndices: Int32Array;
   private readonly augmentation: Augmentation;
   private genotype: Genotype | null = null;
@@ -266,6 +343,7 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
     readonly config: SearchConfig,
     readonly runtime: SearchRuntime,
     readonly dataset: Dataset,
+    split: SearchHalves,
   ) {
     super(runDir, 'search', SEARCH_LOGS);
     // Spec section 4 / the authors' order: seed, then build (weights, then alphas and betas).
@@ -274,12 +352,14 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
       ...searchNetworkConfig(config, dataset.channels, dataset.classes), activationBudgetBytes: runtime.activationBudgetMiB * 2 ** 20,
     });
     this.model.train();
-    this.architect = new FirstOrderArchitect(this.model, { lr: config.archLr, betas: [...ARCH_BETAS], weightDecay: config.archWeightDecay });
+    this.architect = new FirstOrderArchitect(this.model, {
+      lr: config.archLr, betas: [...ARCH_BETAS], weightDecay: config.archWeightDecay, gradClip: config.archGradClip,
+    });
     this.sgd = new SGD(this.model.weightParameters(), { lr: config.lr, momentum: config.momentum, weightDecay: config.weightDecay });
     this.random = new Random(config.seed);
-    const split = splitTrainValid(dataset.count, config.trainPortion);
     this.trainSampler = new BatchSampler(split.train, config.batchSize, this.random);
     this.validSampler = new BatchSampler(split.valid, config.batchSize, this.random);
+    this.trainIndices = split.train;
     this.validIndices = split.valid;
     this.stepsPerEpoch = this.trainSampler.batchesPerEpoch;
     this.augmentation = { crop: { size: dataset.height, padding: CROP_PADDING }, flip: true, cutout: 0 };
@@ -287,7 +367,20 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
 
   /** Checks everything (settings, directory, dataset, network), then creates the run directory. */
   static create(options: CreateSearchOptions): SearchRun {
-    const config: SearchConfig = { ...DEFAULT_SEARCH_CONFIG, ...definedEntries(options.config) };
+    const given = definedEntries(options.config);
+    // A reused sample brings its fractions (given ones must agree).
+    let reused: { record: SearchSubsetRecord; file: string } | null = null;
+    if (given.searchSubsetFrom !== undefined && given.searchSubsetFrom !== null) {
+      given.searchSubsetFrom = resolve(given.searchSubsetFrom);
+      reused = readSubsetRecord(given.searchSubsetFrom);
+      const recorded = reused.record.fractions;
+      if (given.searchSubset === null) throw new RunInputError(`--search-subset-from ${given.searchSubsetFrom} reuses a per-class sample, which --no-search-subset switches off`);
+      if (given.searchSubset !== undefined && JSON.stringify(given.searchSubset) !== JSON.stringify(recorded)) {
+        throw new RunInputError(`--search-subset ${given.searchSubset.join(',')} conflicts with the sample of --search-subset-from ${given.searchSubsetFrom}, drawn with ${recorded.join(',')}: leave --search-subset out`);
+      }
+      given.searchSubset = [...recorded] as [number, number];
+    }
+    const config = resolveSearchConfig(given);
     if (config.data !== null) config.data = resolve(config.data);
     const runtime: SearchRuntime = { ...DEFAULT_SEARCH_RUNTIME, ...definedEntries(options.runtime) };
     checkSearchConfig(config);
@@ -296,18 +389,20 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
     checkSearchNetwork(config);
     const dataset = options.dataset ?? loadSearchDataset(config);
     checkSearchNetwork(config, dataset);
-    checkHalves(config, dataset);
+    const halves = searchHalves(config, dataset, reused);
     const backend = useBackend(runtime.threads);
     const configFile: RunConfigFile<SearchConfig, SearchRuntime> = {
       pcdarts_run: 1, command: 'search', created: new Date().toISOString(), config, runtime,
       info: {
         dataset: dataset.name, train_images: dataset.count, channels: dataset.channels, image_size: dataset.height,
-        classes: dataset.classes, steps_per_epoch: Math.ceil(Math.floor(config.trainPortion * dataset.count) / config.batchSize),
+        classes: dataset.classes, weight_images: halves.train.length, arch_images: halves.valid.length,
+        steps_per_epoch: Math.ceil(halves.train.length / config.batchSize),
         backend: backend.name, threads: backend.threads,
       },
     };
     const runDir = RunDirectory.create(options.out, configFile as unknown as RunConfigFile);
-    return new SearchRun(runDir, config, runtime, dataset);
+    if (halves.record !== null) runDir.writeText(SEARCH_SUBSET_FILE, formatSubsetRecord(halves.record));
+    return new SearchRun(runDir, config, runtime, dataset, halves);
   }
 
   /**
@@ -318,17 +413,22 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
     const stored = readRunConfig(options.dir, 'search');
     const config: SearchConfig = { ...DEFAULT_SEARCH_CONFIG, ...(stored.config as Partial<SearchConfig>) };
     asInputErrors(() => checkSearchConfig(config), `${options.dir}/config.json`);
-    checkSearchResumeSettings(config, options.given ?? {});
+    const given = { ...options.given };
+    if (typeof given.searchSubsetFrom === 'string') given.searchSubsetFrom = resolve(given.searchSubsetFrom);
+    checkSearchResumeSettings(config, given);
     const runtime: SearchRuntime = {
       ...DEFAULT_SEARCH_RUNTIME, ...(stored.runtime as Partial<SearchRuntime>), ...definedEntries(options.runtime),
     };
     checkSearchRuntime(runtime);
     const dataset = options.dataset ?? loadSearchDataset(config);
     checkSearchNetwork(config, dataset);
-    checkHalves(config, dataset);
+    const halves = resumedSearchHalves(options.dir, config, dataset);
     useBackend(runtime.threads);
     const checkpoint = readCheckpoint<SearchCheckpointState>(options.dir);
-    const run = new SearchRun(RunDirectory.open(options.dir, 'search'), config, runtime, dataset);
+    const runDir = RunDirectory.open(options.dir, 'search');
+    // A run that stopped between creating its directory and writing its sample: written now (the same sample).
+    if (halves.record !== null) runDir.writeText(SEARCH_SUBSET_FILE, formatSubsetRecord(halves.record));
+    const run = new SearchRun(runDir, config, runtime, dataset, halves);
     run.continueFrom(checkpoint);
     return run;
   }
@@ -371,8 +471,19 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
     return datasetBatch(this.dataset, indices, augment, this.random);
   }
 
+  /** The weights' learning rate of an epoch: warm-up (lrWarmupEpochs), then the cosine of spec section 6. */
+  lrOf(epoch: number): number {
+    const { lr, lrMin, epochs, lrWarmupEpochs } = this.config;
+    return scheduledLr(epoch, { kind: 'cosine', lr, lrMin, epochs, warmupEpochs: lrWarmupEpochs });
+  }
+
+  /** The dataset indices of the two halves: weights (train) and architecture (valid). */
+  get halves(): { train: Int32Array; valid: Int32Array } {
+    return { train: this.trainIndices.slice(), valid: this.validIndices.slice() };
+  }
+
   protected beginEpoch(): number {
-    const lr = cosineAnnealingLr(this.epoch, { lr: this.config.lr, lrMin: this.config.lrMin, epochs: this.config.epochs });
+    const lr = this.lrOf(this.epoch);
     this.sgd.lr = lr;
     return lr;
   }
@@ -496,11 +607,61 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
   }
 }
 
-function checkHalves(config: SearchConfig, dataset: Dataset): void {
-  const trainCount = Math.floor(config.trainPortion * dataset.count);
-  if (trainCount === 0 || trainCount === dataset.count) {
-    throw new RunInputError(`--train-portion ${config.trainPortion} of ${dataset.count} images leaves ${trainCount === 0 ? 'no training images' : 'no images for the architecture half'}`);
+/** The dataset indices that train the weights and the architecture, and the sample's record when there is one. */
+interface SearchHalves {
+  readonly train: Int32Array;
+  readonly valid: Int32Array;
+  readonly record: SearchSubsetRecord | null;
+}
+
+/** What sampling reads of a dataset (labels, and file names where the dataset has them). */
+function labelledItems(dataset: Dataset): LabelledItems {
+  const names = (dataset as { itemNames?: readonly string[] }).itemNames;
+  return { name: dataset.name, count: dataset.count, labels: dataset.labels, classes: dataset.classes, ...(names ? { itemNames: names } : {}) };
+}
+
+function checkHalfSizes(config: SearchConfig, dataset: Dataset, train: number, valid: number): void {
+  if (train > 0 && valid > 0) return;
+  const what = train === 0 ? 'no training images' : 'no images for the architecture half';
+  if (config.searchSubset === null) throw new RunInputError(`--train-portion ${config.trainPortion} of ${dataset.count} images leaves ${what}`);
+  throw new RunInputError(`--search-subset ${config.searchSubset.join(',')} of ${dataset.count} images in ${dataset.classes} classes leaves ${what}`);
+}
+
+/** The halves of a new run: the trainPortion split, a fresh per-class sample, or a reused one. */
+function searchHalves(config: SearchConfig, dataset: Dataset, reused: { record: SearchSubsetRecord; file: string } | null): SearchHalves {
+  if (config.searchSubset === null) {
+    const split = splitTrainValid(dataset.count, config.trainPortion);
+    checkHalfSizes(config, dataset, split.train.length, split.valid.length);
+    return { ...split, record: null };
   }
+  const items = labelledItems(dataset);
+  const subset = reused !== null
+    ? subsetFromRecord(items, reused.record, reused.file)
+    : sampleSearchSubset(items, config.searchSubset, config.seed);
+  checkHalfSizes(config, dataset, subset.weights.length, subset.arch.length);
+  const record = subsetRecord(items, subset, config.searchSubset, reused?.record.seed ?? config.seed, reused?.file ?? null);
+  return { train: subset.weights, valid: subset.arch, record };
+}
+
+/**
+ * The halves of a resumed run: its own search-subset.json when it has one (matched to the
+ * dataset as loaded now); a run stopped before writing it draws the same sample again.
+ */
+function resumedSearchHalves(dir: string, config: SearchConfig, dataset: Dataset): SearchHalves {
+  if (config.searchSubset === null || !existsSync(join(dir, SEARCH_SUBSET_FILE))) {
+    const reused = config.searchSubset !== null && config.searchSubsetFrom !== null ? readSubsetRecord(config.searchSubsetFrom) : null;
+    return searchHalves(config, dataset, reused);
+  }
+  const own = readSubsetRecord(dir, `${dir}:`);
+  const subset = subsetFromRecord(labelledItems(dataset), own.record, own.file);
+  checkHalfSizes(config, dataset, subset.weights.length, subset.arch.length);
+  return { train: subset.weights, valid: subset.arch, record: null };
+}
+
+/** search-subset.json: one line per field, so that the counts read at a glance above the long item lists. */
+export function formatSubsetRecord(record: SearchSubsetRecord): string {
+  const lines = Object.entries(record).map(([key, value]) => `  ${JSON.stringify(key)}: ${JSON.stringify(value)}`);
+  return `{\n${lines.join(',\n')}\n}\n`;
 }
 
 /** "epoch 3/50 | train loss 1.2345 acc 55.1% | valid loss 1.3 acc 50.2% | skip 2 | 41s" */

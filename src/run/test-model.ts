@@ -7,7 +7,6 @@ import { dirname, join, resolve } from 'node:path';
 
 import { type Genotype } from '../darts/genotype.js';
 import { type Dataset, type DatasetName } from '../data/index.js';
-import { NetworkCIFAR } from '../eval/network.js';
 import { type SafetensorsTensor } from '../nn/safetensors.js';
 import { useBackend } from './backend.js';
 import { readCheckpoint } from './checkpoint.js';
@@ -17,10 +16,11 @@ import { isRunDirectory, readRunConfig } from './run-dir.js';
 import { evaluateNetwork, type Evaluation, loadModelWeights, readModelFile } from './evaluate.js';
 import type { TrainCheckpointState } from './train.js';
 import {
-  BEST_MODEL_FILE, checkGenotypeNodes, checkTrainConfig, DEFAULT_TRAIN_CONFIG, genotypeLabel, type TrainConfig,
-  trainNetworkOptions, withScratchNetwork,
+  BEST_MODEL_FILE, buildTrainNetwork, checkGenotypeNodes, checkTrainConfig, DEFAULT_TRAIN_CONFIG, genotypeLabel, type TrainConfig,
+  resolveTrainConfig, trainNetworkOptions, withScratchNetwork,
 } from './train-settings.js';
 import { definedEntries } from './settings.js';
+import type { NetworkKind } from './network-kind.js';
 
 // ------------------------------------------------------------------------------------------
 // Testing a trained model (pcdarts test)
@@ -35,6 +35,8 @@ export interface TestModelOptions {
   /** The architecture; required with a checkpoint outside a train run directory, else it must equal the run's. */
   genotype?: Genotype;
   nodes?: number;
+  /** The network (default: the run's; outside a run, the dataset's default network). */
+  network?: NetworkKind;
   initChannels?: number;
   layers?: number;
   dataset?: DatasetName;
@@ -53,6 +55,7 @@ export interface TestModelResult extends Evaluation {
   checkpoint: string;
   dataset: string;
   genotype: Genotype;
+  network: NetworkKind;
   initChannels: number;
   layers: number;
 }
@@ -114,20 +117,24 @@ export function testModel(options: TestModelOptions): TestModelResult {
     && JSON.stringify(options.genotype) !== JSON.stringify(stored.genotype)) {
     throw new RunInputError(`--genotype ${genotypeLabel(options.genotype)} is not the genotype the run ${runDir} trained (${genotypeLabel(stored.genotype)})`);
   }
-  const config: TrainConfig = {
-    ...DEFAULT_TRAIN_CONFIG, ...stored,
-    ...definedEntries<TrainConfig>({
-      genotype: options.genotype, initChannels: options.initChannels, layers: options.layers, dataset: options.dataset,
-      data: options.data, limitTest: options.limitTest, batchSize: options.batchSize,
-    }),
-  };
+  const flags = definedEntries<TrainConfig>({
+    genotype: options.genotype, network: options.network, initChannels: options.initChannels, layers: options.layers,
+    dataset: options.dataset, data: options.data, limitTest: options.limitTest, batchSize: options.batchSize,
+  });
+  if (runDir !== null && flags.network !== undefined && flags.network !== (stored.network ?? DEFAULT_TRAIN_CONFIG.network)) {
+    throw new RunInputError(`--network ${flags.network} is not the network the run ${runDir} trained (${stored.network ?? DEFAULT_TRAIN_CONFIG.network})`);
+  }
+  // A run's settings (a run from before --network has the CIFAR network); outside a run, the defaults of the network asked for.
+  const config: TrainConfig = runDir !== null
+    ? { ...DEFAULT_TRAIN_CONFIG, ...stored, ...flags }
+    : resolveTrainConfig(flags);
   if (options.data !== undefined && config.data !== null) config.data = resolve(config.data);
   asInputErrors(() => checkTrainConfig(config), runDir === null ? undefined : `${runDir}/config.json`);
   checkGenotypeNodes(config.genotype, options.nodes);
   const test = options.testData ?? loadRunDataset({ dataset: config.dataset, data: config.data, split: 'test', limit: config.limitTest, limitFlag: '--limit-test' });
   useBackend(options.threads ?? null);
   const result = asInputErrors(() => withScratchNetwork(
-    () => new NetworkCIFAR({ ...trainNetworkOptions(config, test.channels, test.classes), auxiliary: false }),
+    () => buildTrainNetwork(config.network, { ...trainNetworkOptions(config, test.channels, test.classes), auxiliary: false }),
     (network) => {
       network.checkInputSize(test.height, test.width);
       loadModelWeights(network, tensors, weightsPath);
@@ -136,6 +143,6 @@ export function testModel(options: TestModelOptions): TestModelResult {
   ));
   return {
     ...result, checkpoint: weightsPath, dataset: test.name, genotype: config.genotype,
-    initChannels: config.initChannels, layers: config.layers,
+    network: config.network, initChannels: config.initChannels, layers: config.layers,
   };
 }

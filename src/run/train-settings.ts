@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { type Genotype, PUBLISHED_GENOTYPE_NAMES, publishedGenotype, validateGenotype } from '../darts/genotype.js';
 import { DATASET_NAMES, type Dataset, type DatasetName } from '../data/index.js';
 import { networkComplexity } from '../eval/complexity.js';
-import { type EvalNetwork, type EvalNetworkOptions, NetworkCIFAR } from '../eval/network.js';
+import { type EvalNetwork, type EvalNetworkOptions, NetworkCIFAR, NetworkImageNet } from '../eval/network.js';
+import { LR_SCHEDULE_KINDS, type LrSchedule, type LrScheduleKind } from '../nn/schedule.js';
 import { disposeModule } from '../nn/layers.js';
 import type { SafetensorsTensor } from '../nn/safetensors.js';
 import { DEFAULT_EVAL_ACTIVATION_BUDGET_BYTES } from '../tensor/autograd.js';
@@ -16,9 +17,10 @@ import { defaultRandom } from '../tensor/random.js';
 import { loadRunDataset } from './data.js';
 import { asInputErrors, oneLine, RunInputError } from './errors.js';
 import { loadModelWeights, readModelFile } from './evaluate.js';
+import { defaultNetworkKind, NETWORK_KINDS, type NetworkKind } from './network-kind.js';
 import { LOG_FILE } from './run-dir.js';
 import {
-  checkResumeSettings, checkSettings, DEFAULT_RUN_RUNTIME, describeSetting, integerAtLeast, isBoolean, numberAtLeast,
+  checkResumeSettings, checkSettings, DEFAULT_RUN_RUNTIME, definedEntries, describeSetting, integerAtLeast, isBoolean, numberAtLeast,
   numberInRange, optionalIntegerAtLeast, type RunRuntime, type SettingCheck,
 } from './settings.js';
 
@@ -30,12 +32,18 @@ import {
 export interface TrainConfig {
   /** The architecture (config.json holds the genotype itself, not its name). */
   genotype: Genotype;
+  /** The authors' NetworkCIFAR or NetworkImageNet (spec section 7); 'imagenet' brings the ImageNet recipe as defaults. */
+  network: NetworkKind;
   dataset: DatasetName;
   /** Dataset directory; null: the dataset's standard location (none for the bundled subset). */
   data: string | null;
   batchSize: number;
-  /** Initial learning rate, annealed by a cosine to 0 over the epochs. */
+  /** Initial learning rate. */
   lr: number;
+  /** 'cosine' to 0 (CIFAR) or the authors' 'linear' decay (ImageNet), see nn/schedule.ts. */
+  lrSchedule: LrScheduleKind;
+  /** Linear learning-rate warm-up: lr (e+1)/W for the first W epochs, then the schedule; 0: none. */
+  lrWarmupEpochs: number;
   momentum: number;
   weightDecay: number;
   epochs: number;
@@ -72,11 +80,53 @@ export const DEFAULT_TRAIN_GENOTYPE = 'PC_DARTS_cifar';
 
 /** The CIFAR-10 recipe of spec section 7, on the bundled Fashion-MNIST subset. */
 export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
-  genotype: publishedGenotype(DEFAULT_TRAIN_GENOTYPE), dataset: 'fashion-mnist-bundled', data: null, batchSize: 96, lr: 0.025,
-  momentum: 0.9, weightDecay: 3e-4, epochs: 600, initChannels: 36, layers: 20, auxiliary: true, auxiliaryWeight: 0.4,
+  genotype: publishedGenotype(DEFAULT_TRAIN_GENOTYPE), network: 'cifar', dataset: 'fashion-mnist-bundled', data: null, batchSize: 96,
+  lr: 0.025, lrSchedule: 'cosine', lrWarmupEpochs: 0, momentum: 0.9, weightDecay: 3e-4, epochs: 600, initChannels: 36, layers: 20, auxiliary: true, auxiliaryWeight: 0.4,
   cutout: true, cutoutLength: 16, dropPathProb: 0.3, gradClip: 5, labelSmoothing: 0, seed: 0, validPortion: 0,
   limitTrain: null, limitTest: null, initFrom: null,
 });
+
+/** The authors' ImageNet architecture (found by the direct ImageNet search), the default genotype of an ImageNet retraining. */
+export const DEFAULT_IMAGENET_TRAIN_GENOTYPE = 'PC_DARTS_image';
+
+/**
+ * The ImageNet retraining recipe (spec section 7, the authors' train_imagenet.py): the
+ * defaults of a training run with the ImageNet network, each overridable by its flag. The
+ * learning rate warms up over 5 epochs when the batch exceeds 256 (their rule), see
+ * resolveTrainConfig. The augmentation (random resized crop, flip, colour jitter) is the
+ * dataset's training augmentation; cutout is off.
+ */
+export const IMAGENET_TRAIN_RECIPE: Readonly<Partial<TrainConfig>> = Object.freeze({
+  network: 'imagenet', genotype: publishedGenotype(DEFAULT_IMAGENET_TRAIN_GENOTYPE), initChannels: 48, layers: 14, epochs: 250,
+  batchSize: 1024, lr: 0.5, lrSchedule: 'linear', momentum: 0.9, weightDecay: 3e-5, dropPathProb: 0, labelSmoothing: 0.1,
+  auxiliary: true, auxiliaryWeight: 0.4, cutout: false, gradClip: 5,
+});
+
+/** Learning-rate warm-up of the ImageNet recipes: 5 epochs, when the batch exceeds 256. */
+const IMAGENET_LR_WARMUP_EPOCHS = 5;
+const IMAGENET_LR_WARMUP_MIN_BATCH = 257;
+
+/**
+ * A training run's full settings from the ones given: the network defaults by the dataset
+ * (and image size); with the ImageNet network the ImageNet recipe fills what was not given,
+ * else DEFAULT_TRAIN_CONFIG. What this returns is what config.json records.
+ */
+export function resolveTrainConfig(given: Partial<TrainConfig>, imageSize: number | null = null): TrainConfig {
+  const defined = definedEntries(given);
+  const dataset = defined.dataset ?? DEFAULT_TRAIN_CONFIG.dataset;
+  const network = defined.network ?? defaultNetworkKind(dataset, imageSize);
+  const recipe: Partial<TrainConfig> = network === 'imagenet' ? IMAGENET_TRAIN_RECIPE : {};
+  const config: TrainConfig = { ...DEFAULT_TRAIN_CONFIG, ...recipe, ...defined, network };
+  if (network === 'imagenet' && defined.lrWarmupEpochs === undefined) {
+    config.lrWarmupEpochs = config.batchSize >= IMAGENET_LR_WARMUP_MIN_BATCH ? IMAGENET_LR_WARMUP_EPOCHS : 0;
+  }
+  return config;
+}
+
+/** The learning-rate schedule of a training run. */
+export function trainLrSchedule(config: TrainConfig): LrSchedule {
+  return { kind: config.lrSchedule, lr: config.lr, lrMin: 0, epochs: config.epochs, warmupEpochs: config.lrWarmupEpochs };
+}
 
 /** Settings that do not change results; a resumed run may use others. */
 export type TrainRuntime = RunRuntime;
@@ -94,6 +144,9 @@ export const BEST_MODEL_FILE = 'best.safetensors';
 export const TRAIN_LOGS = [LOG_FILE] as const;
 
 const CONFIG_CHECKS: { [K in keyof TrainConfig]?: SettingCheck } = {
+  network: (v) => (NETWORK_KINDS as readonly unknown[]).includes(v) ? null : `expected one of ${NETWORK_KINDS.join(', ')}`,
+  lrSchedule: (v) => (LR_SCHEDULE_KINDS as readonly unknown[]).includes(v) ? null : `expected one of ${LR_SCHEDULE_KINDS.join(', ')}`,
+  lrWarmupEpochs: integerAtLeast(0),
   dataset: (v) => (DATASET_NAMES as readonly unknown[]).includes(v) ? null : `expected one of ${DATASET_NAMES.join(', ')}`,
   data: (v) => v === null || (typeof v === 'string' && v !== '') ? null : 'expected a directory',
   batchSize: integerAtLeast(1),
@@ -192,6 +245,11 @@ export function trainNetworkOptions(config: TrainConfig, inChannels: number, cla
   };
 }
 
+/** The run's network (NetworkCIFAR or NetworkImageNet) with the given options. */
+export function buildTrainNetwork(network: NetworkKind, options: EvalNetworkOptions): EvalNetwork {
+  return network === 'imagenet' ? new NetworkImageNet(options) : new NetworkCIFAR(options);
+}
+
 /**
  * Builds a network without disturbing the process-wide generator (parameter initialisation
  * draws from it, and a run's state includes it).
@@ -218,7 +276,7 @@ export function readInitWeights(config: TrainConfig, dataset: Dataset): { tensor
   const path = config.initFrom!;
   const tensors = readModelFile(path, '--init-from');
   withScratchNetwork(
-    () => new NetworkCIFAR(trainNetworkOptions(config, dataset.channels, dataset.classes)),
+    () => buildTrainNetwork(config.network, trainNetworkOptions(config, dataset.channels, dataset.classes)),
     (network) => {
       try {
         loadModelWeights(network, tensors, `--init-from ${path}`);
@@ -234,21 +292,19 @@ export function readInitWeights(config: TrainConfig, dataset: Dataset): { tensor
 
 /**
  * Checks that the network can be built and take the dataset's images (even sizes before
- * every reduction, the auxiliary head's 8x8 input); returns its parameter count (auxiliary
- * head excluded) and mult-adds per image.
+ * every reduction, the auxiliary head's input: 8x8 in the CIFAR network, 7x7 in the ImageNet
+ * one); returns its parameter count (auxiliary head excluded) and mult-adds per image.
  */
 export function checkTrainNetwork(config: TrainConfig, dataset: Dataset): { parameters: number; multAdds: number } {
   return asInputErrors(() => withScratchNetwork(
-    () => new NetworkCIFAR(trainNetworkOptions(config, dataset.channels, dataset.classes)),
+    () => buildTrainNetwork(config.network, trainNetworkOptions(config, dataset.channels, dataset.classes)),
     (network) => {
       const complexity = networkComplexity(network, dataset.height, dataset.width);
       if (config.auxiliary) {
-        // The head reads the output of cell floor(2 layers / 3); it needs an 8x8 feature map there.
-        const reductions = network.cells.slice(0, network.auxiliaryIndex + 1).filter((cell) => cell.reduction).length;
-        const height = dataset.height / 2 ** reductions;
-        const width = dataset.width / 2 ** reductions;
-        if (height !== 8 || width !== 8) {
-          throw new Error(`the auxiliary head (after cell ${network.auxiliaryIndex}) needs an 8x8 feature map, but ${dataset.height}x${dataset.width} images with ${config.layers} layers give ${height}x${width} there: use --no-auxiliary`);
+        // The head reads the output of cell floor(2 layers / 3).
+        const [height, width] = network.featureSize(network.auxiliaryIndex, dataset.height, dataset.width);
+        if (!network.auxiliaryHead!.accepts(height, width)) {
+          throw new Error(`the auxiliary head (after cell ${network.auxiliaryIndex}) needs ${network.auxiliaryHead!.expectedInput}, but ${dataset.height}x${dataset.width} images with ${config.layers} layers give ${height}x${width} there: use --no-auxiliary`);
         }
       }
       return complexity;

@@ -10,7 +10,9 @@
  * flip, cutout after normalisation), forward in train mode with drop path (masks drawn from
  * the run's generator), loss = CE(logits) + auxiliary_weight * CE(aux logits) (label
  * smoothing on both), backward, clip the global gradient norm, SGD with momentum and weight
- * decay. Per epoch e: lr_e = lr (1 + cos(pi e / epochs)) / 2, drop path p_e = p e / epochs.
+ * decay. Per epoch e: lr_e = lr (1 + cos(pi e / epochs)) / 2 (CIFAR) or the authors' linear
+ * decay (ImageNet), after lrWarmupEpochs of linear warm-up; drop path p_e = p e / epochs.
+ * The network is NetworkCIFAR or NetworkImageNet (config.network).
  * At the end of each epoch the validation split (when asked for) and the test split are
  * evaluated in eval mode without gradients (no drop path, no auxiliary head, no augmentation).
  *
@@ -24,12 +26,12 @@ import { join, resolve } from 'node:path';
 
 import { genotypeSteps, genotypeToJSON } from '../darts/genotype.js';
 import { type Augmentation, BatchSampler, type BatchSamplerState } from '../data/index.js';
-import { NetworkCIFAR } from '../eval/network.js';
+import { type EvalNetwork } from '../eval/network.js';
 import { kernels } from '../kernels/registry.js';
 import { disposeModule } from '../nn/layers.js';
 import { clipGradNorm, SGD } from '../nn/optim.js';
 import { type SafetensorsInput, type SafetensorsTensor, writeSafetensors } from '../nn/safetensors.js';
-import { cosineAnnealingLr } from '../nn/schedule.js';
+import { scheduledLr } from '../nn/schedule.js';
 import { backward } from '../tensor/autograd.js';
 import * as ops from '../tensor/ops.js';
 import { manualSeed, Random } from '../tensor/random.js';
@@ -48,9 +50,9 @@ import { checkNewRunDirectory, readRunConfig, type RunConfigFile, RunDirectory }
 import { GENOTYPE_FILE } from './search.js';
 import { evaluateNetwork, type Evaluation, loadModelWeights, readModelFile, roundEvaluation } from './evaluate.js';
 import {
-  BEST_MODEL_FILE, checkData, checkGenotypeNodes, checkTrainConfig, checkTrainNetwork, checkTrainResumeSettings,
-  DEFAULT_TRAIN_CONFIG, DEFAULT_TRAIN_RUNTIME, genotypeLabel, loadTrainData, readInitWeights, type TrainConfig, type TrainData,
-  type TrainRuntime, trainNetworkOptions, trainValidIndices, TRAIN_CROP_PADDING, TRAIN_LOGS, withScratchNetwork,
+  BEST_MODEL_FILE, buildTrainNetwork, checkData, checkGenotypeNodes, checkTrainConfig, checkTrainNetwork, checkTrainResumeSettings,
+  DEFAULT_TRAIN_CONFIG, DEFAULT_TRAIN_RUNTIME, genotypeLabel, loadTrainData, readInitWeights, resolveTrainConfig, type TrainConfig, type TrainData,
+  trainLrSchedule, type TrainRuntime, trainNetworkOptions, trainValidIndices, TRAIN_CROP_PADDING, TRAIN_LOGS, withScratchNetwork,
 } from './train-settings.js';
 import { checkRunRuntime, definedEntries } from './settings.js';
 
@@ -152,7 +154,7 @@ export interface ResumeTrainOptions {
 
 /** A training run with its model, optimiser, data and run directory; `run()` drives it. */
 export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainCheckpointState> {
-  readonly model: NetworkCIFAR;
+  readonly model: EvalNetwork;
   readonly sgd: SGD;
   readonly stepsPerEpoch: number;
   protected readonly random: Random;
@@ -174,7 +176,7 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
     // The authors' order: seed, then build the model (parameter initialisation).
     manualSeed(config.seed);
     this.random = new Random(config.seed);
-    this.model = new NetworkCIFAR({
+    this.model = buildTrainNetwork(config.network, {
       ...trainNetworkOptions(config, train.channels, train.classes), random: this.random,
       activationBudgetBytes: runtime.activationBudgetMiB * 2 ** 20,
     });
@@ -194,7 +196,7 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
 
   /** Checks everything (settings, directory, data, network), then creates the run directory. */
   static create(options: CreateTrainOptions): TrainRun {
-    const config: TrainConfig = { ...DEFAULT_TRAIN_CONFIG, ...definedEntries(options.config) };
+    const config = resolveTrainConfig(definedEntries(options.config));
     if (config.data !== null) config.data = resolve(config.data);
     if (config.initFrom !== null && typeof config.initFrom === 'string') config.initFrom = resolve(config.initFrom);
     const runtime: TrainRuntime = { ...DEFAULT_TRAIN_RUNTIME, ...definedEntries(options.runtime) };
@@ -307,8 +309,13 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
     return (this.config.dropPathProb * epoch) / this.config.epochs;
   }
 
+  /** The learning rate of an epoch (warm-up, then the cosine or linear schedule). */
+  lrOf(epoch: number): number {
+    return scheduledLr(epoch, trainLrSchedule(this.config));
+  }
+
   protected beginEpoch(): number {
-    const lr = cosineAnnealingLr(this.epoch, { lr: this.config.lr, lrMin: 0, epochs: this.config.epochs });
+    const lr = this.lrOf(this.epoch);
     this.sgd.lr = lr;
     this.model.dropPathProb = this.dropPathProbOf(this.epoch);
     return lr;
@@ -381,7 +388,8 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
   private writeBestModel(): void {
     const best = this.best!;
     const bytes = writeSafetensors(moduleTensors('model.', this.model), {
-      format: 'pcdarts-model', genotype: JSON.stringify(this.config.genotype), dataset: this.config.dataset, init_channels: String(this.config.initChannels),
+      format: 'pcdarts-model', genotype: JSON.stringify(this.config.genotype), dataset: this.config.dataset, network: this.config.network,
+      init_channels: String(this.config.initChannels),
       layers: String(this.config.layers), epoch: String(best.epoch), valid_acc: String(best.valid_acc),
     });
     writeFileAtomic(join(this.directory, BEST_MODEL_FILE), bytes);
@@ -398,7 +406,7 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
     const tensors = readModelFile(path);
     const { train, test } = this.data;
     const result = withScratchNetwork(
-      () => new NetworkCIFAR({ ...trainNetworkOptions(this.config, train.channels, train.classes), auxiliary: false }),
+      () => buildTrainNetwork(this.config.network, { ...trainNetworkOptions(this.config, train.channels, train.classes), auxiliary: false }),
       (network) => {
         loadModelWeights(network, tensors, path);
         return evaluateNetwork(network, test, { batchSize });

@@ -52,9 +52,10 @@ function syntheticDataset(size: number, count = 16): Dataset {
 describe('search settings', () => {
   it('defaults to the paper\'s CIFAR-10 settings on the bundled subset', () => {
     assert.deepEqual({ ...DEFAULT_SEARCH_CONFIG }, {
-      dataset: 'fashion-mnist-bundled', data: null, batchSize: 256, lr: 0.1, lrMin: 0, momentum: 0.9, weightDecay: 3e-4,
-      archLr: 6e-4, archWeightDecay: 1e-3, epochs: 50, warmupEpochs: 15, initChannels: 16, layers: 8, nodes: 4, k: 4,
-      edgeNorm: true, trainPortion: 0.5, gradClip: 5, seed: 2, limitTrain: null,
+      network: 'cifar', dataset: 'fashion-mnist-bundled', data: null, batchSize: 256, lr: 0.1, lrMin: 0, momentum: 0.9,
+      weightDecay: 3e-4, archLr: 6e-4, archWeightDecay: 1e-3, archGradClip: null, epochs: 50, lrWarmupEpochs: 0,
+      warmupEpochs: 15, initChannels: 16, layers: 8, nodes: 4, k: 4, edgeNorm: true, trainPortion: 0.5, searchSubset: null,
+      searchSubsetFrom: null, gradClip: 5, seed: 2, limitTrain: null,
     });
   });
 

@@ -70,7 +70,8 @@ describe('train settings', () => {
     const { genotype, ...rest } = DEFAULT_TRAIN_CONFIG;
     assert.deepEqual(genotype, publishedGenotype('PC_DARTS_cifar'));
     assert.deepEqual(rest, {
-      dataset: 'fashion-mnist-bundled', data: null, batchSize: 96, lr: 0.025, momentum: 0.9, weightDecay: 3e-4, epochs: 600,
+      network: 'cifar', dataset: 'fashion-mnist-bundled', data: null, batchSize: 96, lr: 0.025, lrSchedule: 'cosine',
+      lrWarmupEpochs: 0, momentum: 0.9, weightDecay: 3e-4, epochs: 600,
       initChannels: 36, layers: 20, auxiliary: true, auxiliaryWeight: 0.4, cutout: true, cutoutLength: 16, dropPathProb: 0.3,
       gradClip: 5, labelSmoothing: 0, seed: 0, validPortion: 0, limitTrain: null, limitTest: null, initFrom: null,
     });
