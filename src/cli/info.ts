@@ -5,13 +5,17 @@
  */
 import { Command, Option } from 'commander';
 
-import { INFO_DATASET_NAMES, type InfoDatasetName, type NetworkInfo, networkInfo, oneLine, RunInputError } from '../index.js';
+import {
+  INFO_DATASET_NAMES, type InfoDatasetName, NETWORK_KINDS, type NetworkInfo, networkInfo, type NetworkKind, oneLine, RunInputError,
+  runNetworkDefaults,
+} from '../index.js';
 import { parseInteger } from './search.js';
 import { genotypeArgument } from './train.js';
 
 interface InfoOptions {
   genotype: string;
-  dataset: InfoDatasetName;
+  dataset?: InfoDatasetName;
+  network?: NetworkKind;
   initChannels?: number;
   layers?: number;
   nodes?: number;
@@ -35,9 +39,10 @@ export function infoCommand(): Command {
   return new Command('info')
     .description('parameters (auxiliary head excluded) and multiply-adds of the network built from a genotype')
     .requiredOption('--genotype <spec>', 'published name (PC_DARTS_cifar, ...), genotype file (.json or Python form) or run directory')
-    .addOption(new Option('--dataset <name>', 'network and input: cifar10 (32x32, 3 channels), imagenet (224x224, 1000 classes), fashion-mnist (32x32, 1 channel)').choices([...INFO_DATASET_NAMES]).default('cifar10'))
-    .addOption(new Option('--init-channels <n>', 'initial channels C (default: 36; 48 for imagenet)').argParser(parseInteger))
-    .addOption(new Option('--layers <n>', 'cells (default: 20; 14 for imagenet)').argParser(parseInteger))
+    .addOption(new Option('--dataset <name>', 'network and input: cifar10 (32x32, 3 channels), imagenet (224x224, 1000 classes), fashion-mnist (32x32, 1 channel) (default: a run directory\'s network and images, else cifar10)').choices([...INFO_DATASET_NAMES]))
+    .addOption(new Option('--network <kind>', 'the authors\' NetworkCIFAR or NetworkImageNet (default: the dataset\'s, or the run\'s)').choices([...NETWORK_KINDS]))
+    .addOption(new Option('--init-channels <n>', 'initial channels C (default: a train run\'s, else 36; 48 for the ImageNet network)').argParser(parseInteger))
+    .addOption(new Option('--layers <n>', 'cells (default: a train run\'s, else 20; 14 for the ImageNet network)').argParser(parseInteger))
     .addOption(new Option('--nodes <n>', 'intermediate nodes the genotype must have (checked)').argParser(parseInteger))
     .addOption(new Option('--json', 'print the result as JSON'))
     .action((options: InfoOptions) => {
@@ -47,9 +52,13 @@ export function infoCommand(): Command {
 
 function runInfoCommand(options: InfoOptions): number {
   try {
+    const genotype = genotypeArgument(options.genotype);
+    // A run directory brings its network and images unless --dataset says otherwise.
+    const fromRun = options.dataset === undefined ? runNetworkDefaults(options.genotype) ?? {} : {};
     const info = networkInfo({
-      genotype: genotypeArgument(options.genotype), dataset: options.dataset, initChannels: options.initChannels,
-      layers: options.layers, nodes: options.nodes,
+      ...fromRun, genotype, dataset: options.dataset,
+      ...Object.fromEntries(Object.entries({ network: options.network, initChannels: options.initChannels, layers: options.layers }).filter(([, v]) => v !== undefined)),
+      nodes: options.nodes,
     });
     process.stdout.write(options.json ? `${JSON.stringify({ genotype: options.genotype, ...info })}\n` : formatNetworkInfo(options.genotype, info));
     return 0;

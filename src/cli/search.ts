@@ -6,8 +6,9 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 
 import {
-  DATASET_NAMES, DEFAULT_SEARCH_CONFIG, DEFAULT_SEARCH_RUNTIME, formatEpochLine, formatStepStatus,
-  genotypeToJSON, oneLine, RunInputError, type SearchConfig, SearchRun, type SearchRuntime,
+  DATASET_NAMES, DEFAULT_SEARCH_CONFIG, DEFAULT_SEARCH_RUNTIME, formatEpochLine, formatStepStatus, genotypeToJSON,
+  IMAGENET_SEARCH_RECIPE, NETWORK_KINDS, oneLine, parseSubsetFractions, RunInputError, type SearchConfig, SearchRun,
+  type SearchRuntime,
 } from '../index.js';
 import { driveRun, writeReportAfterRun } from './run-session.js';
 
@@ -25,6 +26,23 @@ export function parseNumber(value: string): number {
 /** Keys of SearchConfig that are flags (commander's attribute names equal the config keys). */
 const CONFIG_KEYS = Object.keys(DEFAULT_SEARCH_CONFIG) as (keyof SearchConfig)[];
 
+/** "--search-subset 0.1,0.025" as commander parses it; the library checks the values. */
+function parseSubsetOption(value: string): [number, number] {
+  try {
+    return parseSubsetFractions(value);
+  } catch (error) {
+    throw new InvalidArgumentError(`${oneLine(error).replace(/^--search-subset: /, '')}.`);
+  }
+}
+
+/** "(default: 256; 1024 with the ImageNet network)" for a setting the ImageNet recipe changes. */
+export function recipeDefault(key: keyof SearchConfig): string {
+  const show = (v: unknown): string => Array.isArray(v) ? v.join(',') : v === null ? 'none' : typeof v === 'string' ? JSON.stringify(v) : String(v);
+  const imagenet = IMAGENET_SEARCH_RECIPE[key];
+  const cifar = show(DEFAULT_SEARCH_CONFIG[key]);
+  return imagenet === undefined || show(imagenet) === cifar ? `(default: ${cifar})` : `(default: ${cifar}; ${show(imagenet)} with the ImageNet network)`;
+}
+
 /** "20250131-142501": the default run directory's suffix. */
 export function timestamp(date = new Date()): string {
   const p = (n: number): string => String(n).padStart(2, '0');
@@ -33,25 +51,33 @@ export function timestamp(date = new Date()): string {
 
 export function searchCommand(): Command {
   const d = DEFAULT_SEARCH_CONFIG;
+  const r = recipeDefault;
   const command = new Command('search')
-    .description('PC-DARTS architecture search (first order); defaults are the paper\'s CIFAR-10 settings, on the bundled Fashion-MNIST subset')
+    .description('PC-DARTS architecture search (first order); defaults are the paper\'s CIFAR-10 settings, on the bundled Fashion-MNIST subset, or its ImageNet settings with the ImageNet network')
+    .addOption(new Option('--network <kind>', 'search network: cifar (stem at full resolution) or imagenet (three stride-2 stems, the ImageNet recipe as defaults) (default: imagenet for the ImageNet dataset and images of 128 pixels or more, else cifar)').choices([...NETWORK_KINDS]))
     .addOption(new Option('--dataset <name>', 'training data').choices([...DATASET_NAMES]).default(d.dataset))
     .addOption(new Option('--data <dir>', 'dataset directory (default: the dataset\'s standard location; none for the bundled subset)'))
-    .addOption(new Option('--batch-size <n>', 'batch size of both halves').argParser(parseInteger).default(d.batchSize))
-    .addOption(new Option('--lr <x>', 'weight learning rate (cosine schedule)').argParser(parseNumber).default(d.lr))
-    .addOption(new Option('--lr-min <x>', 'final weight learning rate').argParser(parseNumber).default(d.lrMin))
+    .addOption(new Option('--batch-size <n>', `batch size of both halves ${r('batchSize')}`).argParser(parseInteger))
+    .addOption(new Option('--lr <x>', `weight learning rate (cosine schedule) ${r('lr')}`).argParser(parseNumber))
+    .addOption(new Option('--lr-min <x>', `final weight learning rate ${r('lrMin')}`).argParser(parseNumber))
+    .addOption(new Option('--lr-warmup-epochs <n>', 'epochs of linear learning-rate warm-up, lr (e+1)/N, before the cosine (default: 0; 5 with the ImageNet network when the batch exceeds 256)').argParser(parseInteger))
     .addOption(new Option('--momentum <x>', 'SGD momentum').argParser(parseNumber).default(d.momentum))
-    .addOption(new Option('--weight-decay <x>', 'SGD weight decay').argParser(parseNumber).default(d.weightDecay))
-    .addOption(new Option('--arch-lr <x>', 'architecture Adam learning rate').argParser(parseNumber).default(d.archLr))
-    .addOption(new Option('--arch-weight-decay <x>', 'architecture weight decay').argParser(parseNumber).default(d.archWeightDecay))
-    .addOption(new Option('--epochs <n>', 'search epochs').argParser(parseInteger).default(d.epochs))
-    .addOption(new Option('--warmup-epochs <n>', 'epochs before architecture steps begin').argParser(parseInteger).default(d.warmupEpochs))
+    .addOption(new Option('--weight-decay <x>', `SGD weight decay ${r('weightDecay')}`).argParser(parseNumber))
+    .addOption(new Option('--arch-lr <x>', `architecture Adam learning rate ${r('archLr')}`).argParser(parseNumber))
+    .addOption(new Option('--arch-weight-decay <x>', `architecture weight decay ${r('archWeightDecay')}`).argParser(parseNumber))
+    .addOption(new Option('--arch-grad-clip <x>', `clip the architecture gradients' global norm before the Adam step ${r('archGradClip')}`).argParser(parseNumber))
+    .addOption(new Option('--no-arch-grad-clip', 'do not clip the architecture gradients'))
+    .addOption(new Option('--epochs <n>', `search epochs ${r('epochs')}`).argParser(parseInteger))
+    .addOption(new Option('--warmup-epochs <n>', `epochs before architecture steps begin ${r('warmupEpochs')}`).argParser(parseInteger))
     .addOption(new Option('--init-channels <n>', 'initial channels C').argParser(parseInteger).default(d.initChannels))
     .addOption(new Option('--layers <n>', 'cells').argParser(parseInteger).default(d.layers))
     .addOption(new Option('--nodes <n>', 'intermediate nodes per cell').argParser(parseInteger).default(d.nodes))
-    .addOption(new Option('--k <n>', 'partial channel proportion 1/K').argParser(parseInteger).default(d.k))
+    .addOption(new Option('--k <n>', `partial channel proportion 1/K ${r('k')}`).argParser(parseInteger))
     .addOption(new Option('--no-edge-norm', 'switch edge normalisation off (ablation) (default: on)'))
-    .addOption(new Option('--train-portion <x>', 'fraction of the training set for the weights; the rest trains the architecture').argParser(parseNumber).default(d.trainPortion))
+    .addOption(new Option('--train-portion <x>', 'without a search subset: fraction of the training set for the weights; the rest trains the architecture').argParser(parseNumber).default(d.trainPortion))
+    .addOption(new Option('--search-subset <w,a>', `disjoint, seeded per-class fractions of the training set for the weights and the architecture, recorded in RUN_DIR/search-subset.json ${r('searchSubset')}`).argParser(parseSubsetOption))
+    .addOption(new Option('--no-search-subset', 'split by --train-portion instead of per-class samples'))
+    .addOption(new Option('--search-subset-from <dir>', 'reuse the per-class sample recorded by that search run directory (or its search-subset.json)'))
     .addOption(new Option('--grad-clip <x>', 'clip the weight gradients\' global norm').argParser(parseNumber).default(d.gradClip))
     .addOption(new Option('--seed <n>', 'random seed').argParser(parseInteger).default(d.seed))
     .addOption(new Option('--limit-train <n>', 'use only the first N training images, for quick runs (default: all)').argParser(parseInteger))
@@ -71,6 +97,8 @@ async function runSearchCommand(command: Command): Promise<number> {
   const options = command.opts<Record<string, unknown>>();
   const fromCli = (key: string): boolean => command.getOptionValueSource(key) === 'cli';
   const err = (line: string): void => { process.stderr.write(`pcdarts search: ${line}\n`); };
+  // --no-arch-grad-clip and --no-search-subset: commander's false is the config's null.
+  for (const key of ['archGradClip', 'searchSubset'] as const) if (options[key] === false) options[key] = null;
   const runtime: Partial<SearchRuntime> = {
     threads: options.threads as number | undefined,
     activationBudgetMiB: options.activationBudget as number | undefined,
@@ -85,8 +113,9 @@ async function runSearchCommand(command: Command): Promise<number> {
       for (const key of CONFIG_KEYS) if (fromCli(key)) (given as Record<string, unknown>)[key] = options[key];
       run = SearchRun.resume({ dir: resume, given, runtime });
     } else {
+      // Only what was given: the library fills in the defaults of the network's recipe.
       const config: Partial<SearchConfig> = {};
-      for (const key of CONFIG_KEYS) if (options[key] !== undefined) (config as Record<string, unknown>)[key] = options[key];
+      for (const key of CONFIG_KEYS) if (fromCli(key)) (config as Record<string, unknown>)[key] = options[key];
       run = SearchRun.create({
         config,
         runtime: { ...runtime, checkpointEvery: options.checkpointEvery as number },

@@ -5,7 +5,7 @@
  */
 import { Command, Option } from 'commander';
 
-import { DATASET_NAMES, type DatasetName, formatTestResult, oneLine, RunInputError, testModel } from '../index.js';
+import { DATASET_NAMES, type DatasetName, formatTestResult, NETWORK_KINDS, type NetworkKind, oneLine, RunInputError, testModel } from '../index.js';
 import { parseInteger } from './search.js';
 import { genotypeArgument } from './train.js';
 
@@ -15,6 +15,7 @@ interface TestOptions {
   last?: boolean;
   genotype?: string;
   nodes?: number;
+  network?: NetworkKind;
   initChannels?: number;
   layers?: number;
   dataset?: DatasetName;
@@ -33,8 +34,9 @@ export function testCommand(): Command {
     .addOption(new Option('--last', 'with --run: test the last checkpoint even when a best model exists'))
     .addOption(new Option('--genotype <spec>', 'the architecture (default: the run\'s); needed for a file outside a train run directory'))
     .addOption(new Option('--nodes <n>', 'intermediate nodes the genotype must have (checked)').argParser(parseInteger))
-    .addOption(new Option('--init-channels <n>', 'initial channels C (default: the run\'s, else 36)').argParser(parseInteger))
-    .addOption(new Option('--layers <n>', 'cells (default: the run\'s, else 20)').argParser(parseInteger))
+    .addOption(new Option('--network <kind>', 'the authors\' NetworkCIFAR or NetworkImageNet (default: the run\'s, else the dataset\'s)').choices([...NETWORK_KINDS]))
+    .addOption(new Option('--init-channels <n>', 'initial channels C (default: the run\'s, else 36; 48 with the ImageNet network)').argParser(parseInteger))
+    .addOption(new Option('--layers <n>', 'cells (default: the run\'s, else 20; 14 with the ImageNet network)').argParser(parseInteger))
     .addOption(new Option('--dataset <name>', 'test data (default: the run\'s, else fashion-mnist-bundled)').choices([...DATASET_NAMES]))
     .addOption(new Option('--data <dir>', 'dataset directory (default: the run\'s, else the dataset\'s standard location)'))
     .addOption(new Option('--limit-test <n>', 'evaluate only the first N test images (default: the run\'s, else all)').argParser(parseInteger))
@@ -62,12 +64,12 @@ function runTestCommand(options: TestOptions): number {
     const result = testModel({
       run: options.run, checkpoint: options.checkpoint, last: options.last ?? false,
       genotype: options.genotype === undefined ? undefined : genotypeArgument(options.genotype),
-      nodes: options.nodes, initChannels: options.initChannels, layers: options.layers, dataset: options.dataset,
+      nodes: options.nodes, network: options.network, initChannels: options.initChannels, layers: options.layers, dataset: options.dataset,
       data: options.data, limitTest: options.limitTest, batchSize: options.batchSize, threads: options.threads ?? null,
     });
     if (options.json) {
-      const { top1, top5, loss, images, checkpoint, dataset, initChannels, layers } = result;
-      process.stdout.write(`${JSON.stringify({ top1, top5, loss, images, dataset, checkpoint, init_channels: initChannels, layers })}\n`);
+      const { top1, top5, loss, images, checkpoint, dataset, network, initChannels, layers } = result;
+      process.stdout.write(`${JSON.stringify({ top1, top5, loss, images, dataset, checkpoint, network, init_channels: initChannels, layers })}\n`);
     } else {
       process.stdout.write(`${formatTestResult(result)} | ${result.dataset} | ${result.checkpoint}\n`);
     }

@@ -7,15 +7,23 @@
 import { Command, Option } from 'commander';
 
 import {
-  DATASET_NAMES, DEFAULT_TRAIN_CONFIG, DEFAULT_TRAIN_GENOTYPE, DEFAULT_TRAIN_RUNTIME, formatTestResult,
-  formatTrainEpochLine, formatTrainStepStatus, type Genotype, loadGenotype, oneLine, RunInputError,
-  type TrainConfig, TrainRun, type TrainRuntime,
+  DATASET_NAMES, DEFAULT_IMAGENET_TRAIN_GENOTYPE, DEFAULT_TRAIN_CONFIG, DEFAULT_TRAIN_GENOTYPE, DEFAULT_TRAIN_RUNTIME,
+  formatTestResult, formatTrainEpochLine, formatTrainStepStatus, type Genotype, IMAGENET_TRAIN_RECIPE, loadGenotype,
+  LR_SCHEDULE_KINDS, NETWORK_KINDS, oneLine, RunInputError, type TrainConfig, TrainRun, type TrainRuntime,
 } from '../index.js';
 import { driveRun, writeReportAfterRun } from './run-session.js';
 import { parseInteger, parseNumber, timestamp } from './search.js';
 
 /** Keys of TrainConfig that are flags with the same attribute name in commander (all but the genotype). */
 const CONFIG_KEYS = (Object.keys(DEFAULT_TRAIN_CONFIG) as (keyof TrainConfig)[]).filter((key) => key !== 'genotype');
+
+/** "(default: 96; 1024 with the ImageNet network)" for a setting the ImageNet recipe changes. */
+function recipeDefault(key: keyof TrainConfig): string {
+  const show = (v: unknown): string => typeof v === 'boolean' ? (v ? 'on' : 'off') : typeof v === 'string' ? JSON.stringify(v) : String(v);
+  const imagenet = IMAGENET_TRAIN_RECIPE[key];
+  const cifar = show(DEFAULT_TRAIN_CONFIG[key]);
+  return imagenet === undefined || show(imagenet) === cifar ? `(default: ${cifar})` : `(default: ${cifar}; ${show(imagenet)} with the ImageNet network)`;
+}
 
 /** The genotype of a --genotype argument; a bad one is a RunInputError. */
 export function genotypeArgument(spec: string): Genotype {
@@ -28,28 +36,32 @@ export function genotypeArgument(spec: string): Genotype {
 
 export function trainCommand(): Command {
   const d = DEFAULT_TRAIN_CONFIG;
+  const r = recipeDefault;
   return new Command('train')
-    .description('train a genotype from scratch (spec section 7); defaults are the CIFAR-10 recipe (600 epochs), on the bundled Fashion-MNIST subset')
-    .addOption(new Option('--genotype <spec>', 'published name (PC_DARTS_cifar, ...), genotype file (.json or Python form) or search run directory').default(DEFAULT_TRAIN_GENOTYPE))
+    .description('train a genotype from scratch (spec section 7); defaults are the CIFAR-10 recipe (600 epochs), on the bundled Fashion-MNIST subset, or the ImageNet recipe with the ImageNet network')
+    .addOption(new Option('--genotype <spec>', `published name (PC_DARTS_cifar, ...), genotype file (.json or Python form) or search run directory (default: "${DEFAULT_TRAIN_GENOTYPE}"; "${DEFAULT_IMAGENET_TRAIN_GENOTYPE}" with the ImageNet network)`))
     .addOption(new Option('--nodes <n>', 'intermediate nodes the genotype must have (checked; default: the genotype\'s)').argParser(parseInteger))
+    .addOption(new Option('--network <kind>', 'the authors\' NetworkCIFAR or NetworkImageNet, the latter with the ImageNet recipe as defaults (default: imagenet for the ImageNet dataset and images of 128 pixels or more, else cifar)').choices([...NETWORK_KINDS]))
     .addOption(new Option('--dataset <name>', 'training and test data').choices([...DATASET_NAMES]).default(d.dataset))
     .addOption(new Option('--data <dir>', 'dataset directory (default: the dataset\'s standard location; none for the bundled subset)'))
-    .addOption(new Option('--batch-size <n>', 'batch size').argParser(parseInteger).default(d.batchSize))
-    .addOption(new Option('--lr <x>', 'initial learning rate (cosine schedule to 0)').argParser(parseNumber).default(d.lr))
+    .addOption(new Option('--batch-size <n>', `batch size ${r('batchSize')}`).argParser(parseInteger))
+    .addOption(new Option('--lr <x>', `initial learning rate ${r('lr')}`).argParser(parseNumber))
+    .addOption(new Option('--lr-schedule <kind>', `cosine to 0, or the authors' linear decay ${r('lrSchedule')}`).choices([...LR_SCHEDULE_KINDS]))
+    .addOption(new Option('--lr-warmup-epochs <n>', 'epochs of linear learning-rate warm-up, lr (e+1)/N, before the schedule (default: 0; 5 with the ImageNet network when the batch exceeds 256)').argParser(parseInteger))
     .addOption(new Option('--momentum <x>', 'SGD momentum').argParser(parseNumber).default(d.momentum))
-    .addOption(new Option('--weight-decay <x>', 'SGD weight decay').argParser(parseNumber).default(d.weightDecay))
-    .addOption(new Option('--epochs <n>', 'training epochs').argParser(parseInteger).default(d.epochs))
-    .addOption(new Option('--init-channels <n>', 'initial channels C').argParser(parseInteger).default(d.initChannels))
-    .addOption(new Option('--layers <n>', 'cells').argParser(parseInteger).default(d.layers))
+    .addOption(new Option('--weight-decay <x>', `SGD weight decay ${r('weightDecay')}`).argParser(parseNumber))
+    .addOption(new Option('--epochs <n>', `training epochs ${r('epochs')}`).argParser(parseInteger))
+    .addOption(new Option('--init-channels <n>', `initial channels C ${r('initChannels')}`).argParser(parseInteger))
+    .addOption(new Option('--layers <n>', `cells ${r('layers')}`).argParser(parseInteger))
     .addOption(new Option('--auxiliary', 'auxiliary head and loss (default: on)'))
     .addOption(new Option('--no-auxiliary', 'switch the auxiliary head off'))
     .addOption(new Option('--auxiliary-weight <x>', 'weight of the auxiliary loss').argParser(parseNumber).default(d.auxiliaryWeight))
-    .addOption(new Option('--cutout', 'cutout augmentation (default: on)'))
+    .addOption(new Option('--cutout', `cutout augmentation ${r('cutout')}`))
     .addOption(new Option('--no-cutout', 'switch cutout off'))
     .addOption(new Option('--cutout-length <n>', 'cutout square side').argParser(parseInteger).default(d.cutoutLength))
-    .addOption(new Option('--drop-path-prob <x>', 'final drop-path probability (grows linearly from 0)').argParser(parseNumber).default(d.dropPathProb))
+    .addOption(new Option('--drop-path-prob <x>', `final drop-path probability (grows linearly from 0) ${r('dropPathProb')}`).argParser(parseNumber))
     .addOption(new Option('--grad-clip <x>', 'clip the gradients\' global norm').argParser(parseNumber).default(d.gradClip))
-    .addOption(new Option('--label-smoothing <x>', 'label smoothing of the training loss').argParser(parseNumber).default(d.labelSmoothing))
+    .addOption(new Option('--label-smoothing <x>', `label smoothing of the training loss (main and auxiliary) ${r('labelSmoothing')}`).argParser(parseNumber))
     .addOption(new Option('--seed <n>', 'random seed').argParser(parseInteger).default(d.seed))
     .addOption(new Option('--valid-portion <x>', 'hold out the last fraction of the training set for validation and keep the best model (0: none; then train on all and test each epoch)').argParser(parseNumber).default(d.validPortion))
     .addOption(new Option('--limit-train <n>', 'use only the first N training images, for quick runs (default: all)').argParser(parseInteger))
@@ -86,10 +98,12 @@ async function runTrainCommand(command: Command): Promise<number> {
       if (fromCli('genotype')) given.genotype = genotypeArgument(options.genotype as string);
       run = TrainRun.resume({ dir: resume, given, nodes, runtime });
     } else {
-      const config: Partial<TrainConfig> = { genotype: genotypeArgument(options.genotype as string) };
-      for (const key of CONFIG_KEYS) if (options[key] !== undefined) (config as Record<string, unknown>)[key] = options[key];
+      // Only what was given: the library fills in the defaults of the network's recipe.
+      const config: Partial<TrainConfig> = {};
+      if (options.genotype !== undefined) config.genotype = genotypeArgument(options.genotype as string);
+      for (const key of CONFIG_KEYS) if (fromCli(key)) (config as Record<string, unknown>)[key] = options[key];
       run = TrainRun.create({
-        config, nodes, genotypeSource: options.genotype as string,
+        config, nodes, genotypeSource: options.genotype as string | undefined,
         runtime: { ...runtime, checkpointEvery: options.checkpointEvery as number },
         out: (options.out as string | undefined) ?? `runs/train-${timestamp()}`,
       });
