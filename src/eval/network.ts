@@ -218,15 +218,16 @@ export class AuxiliaryHead extends Module {
     return convOutputSize(height, 5, stride, 0) === 2 && convOutputSize(width, 5, stride, 0) === 2;
   }
 
-  /** The feature map it is made for, in words. */
-  get expectedInput(): string {
-    return this.kind === 'cifar' ? '8x8 feature map (32x32 images)' : '7x7 feature map (224x224 images)';
+  /** The feature map it is made for and the images that give it: ['8x8', '32x32'] or ['7x7', '224x224']. */
+  get expectedInput(): [string, string] {
+    return this.kind === 'cifar' ? ['8x8', '32x32'] : ['7x7', '224x224'];
   }
 
   forward(x: Tensor): Tensor {
     const [, , h, w] = x.shape;
     if (!this.accepts(h, w)) {
-      throw new Error(`auxiliary head: expected an ${this.expectedInput}, got ${h}x${w}; build the network with auxiliary: false for other input sizes`);
+      const [map, images] = this.expectedInput;
+      throw new Error(`auxiliary head: expected a feature map of ${map} (${images} images), got ${h}x${w}; build the network with auxiliary: false for other input sizes`);
     }
     return this.classifier.forward(this.features.forward(x));
   }

@@ -304,7 +304,8 @@ export function checkTrainNetwork(config: TrainConfig, dataset: Dataset): { para
         // The head reads the output of cell floor(2 layers / 3).
         const [height, width] = network.featureSize(network.auxiliaryIndex, dataset.height, dataset.width);
         if (!network.auxiliaryHead!.accepts(height, width)) {
-          throw new Error(`the auxiliary head (after cell ${network.auxiliaryIndex}) needs ${network.auxiliaryHead!.expectedInput}, but ${dataset.height}x${dataset.width} images with ${config.layers} layers give ${height}x${width} there: use --no-auxiliary`);
+          const [map, images] = network.auxiliaryHead!.expectedInput;
+          throw new Error(`the auxiliary head (after cell ${network.auxiliaryIndex}) needs ${map === '8x8' ? 'an' : 'a'} ${map} feature map (${images} images), but ${dataset.height}x${dataset.width} images with ${config.layers} layers give ${height}x${width} there: use --no-auxiliary`);
         }
       }
       return complexity;
