@@ -614,9 +614,12 @@ interface SearchHalves {
   readonly record: SearchSubsetRecord | null;
 }
 
-/** What sampling reads of a dataset (labels, and file names where the dataset has them). */
+/**
+ * What sampling reads of a dataset: labels, and for a file-backed dataset (an image folder,
+ * whose `files[i]` is item i's path relative to its split folder) the file names.
+ */
 function labelledItems(dataset: Dataset): LabelledItems {
-  const names = (dataset as { itemNames?: readonly string[] }).itemNames;
+  const names = (dataset as { files?: readonly string[] }).files;
   return { name: dataset.name, count: dataset.count, labels: dataset.labels, classes: dataset.classes, ...(names ? { itemNames: names } : {}) };
 }
 
