@@ -10,8 +10,21 @@ export type NetworkKind = (typeof NETWORK_KINDS)[number];
 /** Image side from which the ImageNet network is the default. */
 export const IMAGENET_NETWORK_MIN_IMAGE_SIZE = 128;
 
-/** The default network of a dataset name and image size (null: the dataset's own size, below 128 for every built-in one but ImageNet). */
+/** The --image-size of image folders when none is given (torchvision's 224). */
+const FOLDER_IMAGE_SIZE = 224;
+
+/**
+ * The default network of a dataset and image size. `imageSize` null: the dataset's own size
+ * (an image folder's default 224; every in-memory dataset's 32).
+ */
 export function defaultNetworkKind(dataset: string, imageSize: number | null = null): NetworkKind {
   if (dataset === 'imagenet') return 'imagenet';
-  return imageSize !== null && imageSize >= IMAGENET_NETWORK_MIN_IMAGE_SIZE ? 'imagenet' : 'cifar';
+  const size = imageSize ?? (dataset === 'imagefolder' ? FOLDER_IMAGE_SIZE : null);
+  return size !== null && size >= IMAGENET_NETWORK_MIN_IMAGE_SIZE ? 'imagenet' : 'cifar';
+}
+
+/** The --image-size among given settings (a key of the run configs of image-folder datasets), or null. */
+export function givenImageSize(given: object): number | null {
+  const size = (given as { imageSize?: unknown }).imageSize;
+  return typeof size === 'number' ? size : null;
 }

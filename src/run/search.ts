@@ -47,7 +47,7 @@ import {
 } from './epoch-run.js';
 import { asInputErrors, RunInputError } from './errors.js';
 import { countCorrect, float32ArrayForJson, float32ForJson, roundForLog } from './metrics.js';
-import { defaultNetworkKind } from './network-kind.js';
+import { defaultNetworkKind, givenImageSize } from './network-kind.js';
 import {
   checkSubsetFractions, IMAGENET_SEARCH_SUBSET, type LabelledItems, readSubsetRecord, sampleSearchSubset, SEARCH_SUBSET_FILE,
   type SearchSubsetRecord, subsetFromRecord, subsetRecord,
@@ -133,10 +133,10 @@ export const IMAGENET_LR_WARMUP_MIN_BATCH = 257;
  * DEFAULT_SEARCH_CONFIG. A --train-portion given without --search-subset means the portion
  * split. What this returns is what config.json records.
  */
-export function resolveSearchConfig(given: Partial<SearchConfig>, imageSize: number | null = null): SearchConfig {
+export function resolveSearchConfig(given: Partial<SearchConfig>): SearchConfig {
   const defined = definedEntries(given);
   const dataset = defined.dataset ?? DEFAULT_SEARCH_CONFIG.dataset;
-  const network = defined.network ?? defaultNetworkKind(dataset, imageSize);
+  const network = defined.network ?? defaultNetworkKind(dataset, givenImageSize(defined));
   const recipe: Partial<SearchConfig> = network === 'imagenet' ? IMAGENET_SEARCH_RECIPE : {};
   const config: SearchConfig = { ...DEFAULT_SEARCH_CONFIG, ...recipe, ...defined, network };
   if (network === 'imagenet' && defined.lrWarmupEpochs === undefined) {

@@ -17,7 +17,7 @@ import { defaultRandom } from '../tensor/random.js';
 import { loadRunDataset } from './data.js';
 import { asInputErrors, oneLine, RunInputError } from './errors.js';
 import { loadModelWeights, readModelFile } from './evaluate.js';
-import { defaultNetworkKind, NETWORK_KINDS, type NetworkKind } from './network-kind.js';
+import { defaultNetworkKind, givenImageSize, NETWORK_KINDS, type NetworkKind } from './network-kind.js';
 import { LOG_FILE } from './run-dir.js';
 import {
   checkResumeSettings, checkSettings, DEFAULT_RUN_RUNTIME, definedEntries, describeSetting, integerAtLeast, isBoolean, numberAtLeast,
@@ -111,10 +111,10 @@ const IMAGENET_LR_WARMUP_MIN_BATCH = 257;
  * (and image size); with the ImageNet network the ImageNet recipe fills what was not given,
  * else DEFAULT_TRAIN_CONFIG. What this returns is what config.json records.
  */
-export function resolveTrainConfig(given: Partial<TrainConfig>, imageSize: number | null = null): TrainConfig {
+export function resolveTrainConfig(given: Partial<TrainConfig>): TrainConfig {
   const defined = definedEntries(given);
   const dataset = defined.dataset ?? DEFAULT_TRAIN_CONFIG.dataset;
-  const network = defined.network ?? defaultNetworkKind(dataset, imageSize);
+  const network = defined.network ?? defaultNetworkKind(dataset, givenImageSize(defined));
   const recipe: Partial<TrainConfig> = network === 'imagenet' ? IMAGENET_TRAIN_RECIPE : {};
   const config: TrainConfig = { ...DEFAULT_TRAIN_CONFIG, ...recipe, ...defined, network };
   if (network === 'imagenet' && defined.lrWarmupEpochs === undefined) {

@@ -57,6 +57,11 @@ describe('ImageNet search settings', () => {
     assert.equal(defaultNetworkKind('imagefolder', 127), 'cifar');
     assert.equal(defaultNetworkKind('imagefolder', 128), 'imagenet');
     assert.equal(defaultNetworkKind('imagefolder', 224), 'imagenet');
+    assert.equal(defaultNetworkKind('imagefolder'), 'imagenet', 'an image folder\'s default --image-size is 224');
+    assert.equal(defaultNetworkKind('imagefolder', 64), 'cifar');
+    // A given --image-size decides (the config key of image-folder runs).
+    assert.equal(resolveSearchConfig({ imageSize: 160 } as Partial<SearchConfig>).network, 'imagenet');
+    assert.equal(resolveSearchConfig({ imageSize: 160, network: 'cifar' } as Partial<SearchConfig>).k, 4);
   });
 
   it('the ImageNet network brings the recipe of spec section 6, each setting overridable', () => {
@@ -78,6 +83,18 @@ describe('ImageNet search settings', () => {
     // --train-portion alone means the portion split; both are fine with an explicit subset.
     assert.equal(resolveSearchConfig({ network: 'imagenet', trainPortion: 0.5 }).searchSubset, null);
     assert.deepEqual(resolveSearchConfig({ network: 'imagenet', trainPortion: 0.5, searchSubset: [0.2, 0.1] }).searchSubset, [0.2, 0.1]);
+  });
+
+  it('every MixedOp runs once per forward: each batch norm counts one batch (the authors\' network counts two)', () => {
+    manualSeed(2);
+    const model = new SearchNetwork({ network: 'imagenet', channels: 4, layers: 3, steps: 2, multiplier: 2, k: 2, classes: 3, inChannels: 3 });
+    model.train();
+    tidy(() => model.forward(fromArray(Float32Array.from({ length: 2 * 3 * 32 * 32 }, (_, i) => Math.cos(i)), [2, 3, 32, 32])));
+    const counters = model.stateEntries().filter((e) => e.name.endsWith('num_batches_tracked'));
+    assert.ok(counters.some((e) => e.name.includes('._ops.')), 'MixedOp batch norms are counted');
+    for (const e of counters) assert.equal(e.tensor.data[0], 1, e.name);
+    for (const e of model.stateEntries()) e.tensor.dispose();
+    for (const t of model.archParameters()) t.dispose();
   });
 
   it('clipped architecture gradients: the step sees a gradient of norm at most the limit', () => {
