@@ -23,6 +23,8 @@ const STEM_MULTIPLIER = 3;
 /** Channels of the auxiliary heads' hidden layers (authors' AuxiliaryHead*). */
 const AUX_HIDDEN_CHANNELS = 128;
 const AUX_FEATURES = 768;
+/** The ImageNet network's final AvgPool2d(7). */
+const FINAL_POOL = 7;
 
 export interface EvalNetworkOptions {
   /** The architecture; validated on construction. */
@@ -420,10 +422,11 @@ export class NetworkCIFAR extends EvalNetwork {
 
 /**
  * The authors' NetworkImageNet: stem0 (conv 3x3 s2 -> C/2, BN, ReLU, conv 3x3 s2 -> C, BN),
- * stem1 (ReLU, conv 3x3 s2, BN); the first cell treats its input as reduced; a global average
- * pool and a linear classifier. The authors pool with AvgPool2d(7), the same thing for the
- * 7x7 map of 224x224 images; the global pool also takes smaller images (64x64 -> 2x2), which
- * theirs cannot.
+ * stem1 (ReLU, conv 3x3 s2, BN); the first cell treats its input as reduced; their
+ * AvgPool2d(7) and a linear classifier. AvgPool2d(7) classifies only final maps of 7 to 13
+ * pixels (one window: the whole 7x7 map of 224x224 images, the top-left 7x7 of larger ones);
+ * for the maps theirs cannot classify (smaller images, e.g. 64x64 -> 2x2, or 448 and more)
+ * the pool is a global average.
  */
 export class NetworkImageNet extends EvalNetwork {
   readonly stem0: Sequential;
@@ -454,6 +457,9 @@ export class NetworkImageNet extends EvalNetwork {
   }
 
   protected pool(x: Tensor): Tensor {
+    const [, , h, w] = x.shape;
+    const oneWindow = (n: number): boolean => n >= FINAL_POOL && n < 2 * FINAL_POOL;
+    if (oneWindow(h) && oneWindow(w)) return ops.avgPool2d(x, { kernel: FINAL_POOL, stride: FINAL_POOL });
     return ops.globalAvgPool(x);
   }
 
