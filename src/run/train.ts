@@ -388,7 +388,8 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
   private writeBestModel(): void {
     const best = this.best!;
     const bytes = writeSafetensors(moduleTensors('model.', this.model), {
-      format: 'pcdarts-model', genotype: JSON.stringify(this.config.genotype), dataset: this.config.dataset, network: this.config.network,
+      format: 'pcdarts-model', genotype: JSON.stringify(this.config.genotype), dataset: this.config.dataset,
+      network: this.config.network === 'imagenet' ? 'NetworkImageNet' : 'NetworkCIFAR',
       init_channels: String(this.config.initChannels),
       layers: String(this.config.layers), epoch: String(best.epoch), valid_acc: String(best.valid_acc),
     });
