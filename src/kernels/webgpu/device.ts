@@ -79,6 +79,15 @@ function summarise(adapter: GPUAdapter, device: GPUDevice): AdapterSummary {
   };
 }
 
+/**
+ * Every Dawn instance created, held for the life of the process. The binding tears an
+ * instance down when its JS object is collected, while its event loop may still poll it (a
+ * device's pending callbacks, its `lost` promise): the process then dies in
+ * InstanceBase::ProcessEvents (SIGSEGV, or an abort on a destroyed mutex). A handful of
+ * instances is all a process makes, so they are simply never released.
+ */
+const instances = new Set<GPU>();
+
 async function gpuEntry(dawnOptions: string[]): Promise<GPU> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (nav?.gpu) return nav.gpu;
@@ -88,7 +97,9 @@ async function gpuEntry(dawnOptions: string[]): Promise<GPU> {
   } catch (error) {
     throw new Error(`webgpu backend: cannot load Dawn's Node binding (npm package 'webgpu'; install it with npm install webgpu): ${(error as Error).message}`);
   }
-  return binding.create(dawnOptions);
+  const gpu = binding.create(dawnOptions);
+  instances.add(gpu);
+  return gpu;
 }
 
 const NO_ADAPTER_HELP = 'no WebGPU adapter. In Node, Dawn needs the Vulkan loader libvulkan.so.1 (Debian: apt-get install libvulkan1) and a Vulkan driver:'
