@@ -20,9 +20,13 @@
  */
 import type { BatchNormGeometry, ConvGeometry, PoolGeometry } from '../backend.js';
 
-/** An opaque buffer of `numel` float32 values owned by one device backend. */
+/**
+ * An opaque buffer of `length` float32 values owned by one backend. A `Float32Array`
+ * satisfies it, so the host backends (ref, wasm) implement this interface with their buffers
+ * unchanged (phase 2: `DeviceKernelBackend<Float32Array>`).
+ */
 export interface DeviceBuffer {
-  readonly numel: number;
+  readonly length: number;
 }
 
 /** Values on the device: `buffer[indices[i]]` is the i-th scalar (a softmax output read in place). */

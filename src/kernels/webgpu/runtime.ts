@@ -26,6 +26,11 @@ export class GpuBuffer implements DeviceBuffer {
   /** Set by free(): using the handle afterwards is an error. */
   freed = false;
   constructor(readonly buffer: GPUBuffer, readonly numel: number, readonly bytes: number) {}
+
+  /** Floats it holds (DeviceBuffer's name for numel, as a Float32Array's). */
+  get length(): number {
+    return this.numel;
+  }
 }
 
 /** Pool size class of a request: multiples of 256 bytes up to 4 KiB, then 2^k and 1.5 * 2^k (at most 1/3 wasted). */
