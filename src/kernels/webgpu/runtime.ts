@@ -319,10 +319,11 @@ export class Runtime {
       staging = this.device.createBuffer({ size, usage: USAGE_MAP_READ | USAGE_COPY_DST });
       this.reserved += size;
     }
-    this.openPass();
+    // the copy goes after everything recorded so far, outside the compute pass
     this.pass?.end();
     this.pass = null;
-    if (numel > 0) (this.encoder as GPUCommandEncoder).copyBufferToBuffer(handle.buffer, offset * 4, staging, 0, numel * 4);
+    this.encoder ??= this.device.createCommandEncoder();
+    if (numel > 0) this.encoder.copyBufferToBuffer(handle.buffer, offset * 4, staging, 0, numel * 4);
     this.flush();
     try {
       await staging.mapAsync(MAP_READ, 0, bytes);
