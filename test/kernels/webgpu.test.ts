@@ -173,6 +173,17 @@ describe('webgpu device and runtime', () => {
     gpu.free(a);
   });
 
+  it('fails reads with the reason once the device is lost', async () => {
+    const other = await createWebGpuBackend();
+    const b = other.fromArray(Float32Array.of(1, 2));
+    assert.deepEqual([...await other.read(b)], [1, 2]);
+    other.device.destroy(); // as a driver reset would: not through dispose()
+    await assert.rejects(async () => {
+      await other.device.lost;
+      await other.read(b);
+    }, /device lost \(destroyed\)/);
+  });
+
   it('never loads dawn.node when the library is imported, only when a device is requested', () => {
     const root = fileURLToPath(new URL('../../', import.meta.url));
     const script = `

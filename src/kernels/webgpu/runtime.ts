@@ -115,6 +115,7 @@ export class Runtime {
   private retiringStaging: GPUBuffer[] = [];
   private inFlight = new Set<Promise<void>>();
   private errors: string[] = [];
+  private destroyed = false;
 
   private live = 0;
   private peak = 0;
@@ -133,6 +134,10 @@ export class Runtime {
     this.maxBuffers = device.limits.maxStorageBuffersPerShaderStage - 1;
     device.addEventListener('uncapturederror', (event) => {
       this.errors.push((event as GPUUncapturedErrorEvent).error.message);
+    });
+    // A lost device (driver reset, out of memory, unplugged) fails every later read and sync.
+    void device.lost.then((info) => {
+      if (!this.destroyed) this.errors.push(`device lost (${info.reason}): ${info.message}`);
     });
   }
 
@@ -347,6 +352,7 @@ export class Runtime {
 
   /** Drops the pooled buffers and pipelines and destroys the device. */
   destroy(): void {
+    this.destroyed = true;
     this.pass?.end();
     this.pass = null;
     this.encoder = null;
