@@ -134,6 +134,23 @@ describe('webgpu device and runtime', () => {
     assert.throws(() => gpu.fill(c, 0, 1), /was freed/);
   });
 
+  it('counts live and peak bytes by size class, synchronously (what the activation budget reads)', () => {
+    const before = gpu.memoryStats();
+    gpu.resetPeak();
+    const a = gpu.alloc(1000); // 4000 bytes: the 4096-byte class
+    const b = gpu.alloc(5000); // 20000 bytes: the 24576-byte class (1.5 * 2^14)
+    assert.equal(gpu.memoryStats().liveBytes - before.liveBytes, 4096 + 24576);
+    gpu.free(b);
+    gpu.free(b); // twice: no effect
+    const after = gpu.memoryStats();
+    assert.equal(after.liveBytes - before.liveBytes, 4096);
+    assert.equal(after.peakBytes - before.liveBytes, 4096 + 24576);
+    assert.ok(after.reservedBytes >= after.liveBytes);
+    gpu.resetPeak();
+    assert.equal(gpu.memoryStats().peakBytes, gpu.memoryStats().liveBytes);
+    gpu.free(a);
+  });
+
   it('caches pipelines and submits recorded kernels in batches', async () => {
     const x = gpu.fromArray(new Float32Array(64).fill(2));
     const y = gpu.alloc(64);
