@@ -27,7 +27,7 @@ import {
 } from '../../src/kernels/backend.js';
 import { ReferenceBackend } from '../../src/kernels/ref/backend.js';
 import { SWIFTSHADER_ICD } from '../../src/kernels/webgpu/device.js';
-import { createWebGpuBackend, type GpuBuffer, type WebGpuBackend } from '../../src/kernels/webgpu/backend.js';
+import { createWebGpuBackend, type GpuBuffer, type WebGpuBackend, type WebGpuBackendOptions } from '../../src/kernels/webgpu/backend.js';
 import { DOT_CHUNK } from '../../src/kernels/webgpu/wgsl/reduce.js';
 import { Random } from '../../src/tensor/random.js';
 
@@ -35,10 +35,23 @@ const U = 2 ** -24;
 const ref = new ReferenceBackend();
 let gpu: WebGpuBackend;
 
-before(async () => {
-  // The tests run on SwiftShader unless the caller chose a Vulkan driver.
+/**
+ * The adapter: SwiftShader through Vulkan unless the caller chose a Vulkan driver;
+ * PCDARTS_WEBGPU_TEST_ADAPTER=llvmpipe runs the same tests on Mesa's llvmpipe through OpenGL ES
+ * in compatibility mode (not in the default suite: a second software rasteriser adds time, not
+ * coverage the first lacks, except other limits).
+ */
+function testBackendOptions(): WebGpuBackendOptions {
+  if (process.env.PCDARTS_WEBGPU_TEST_ADAPTER === 'llvmpipe') {
+    process.env.EGL_PLATFORM ??= 'surfaceless';
+    return { dawnOptions: ['backend=opengles'], featureLevel: 'compatibility' };
+  }
   if (!process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER_ICD)) process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
-  gpu = await createWebGpuBackend();
+  return {};
+}
+
+before(async () => {
+  gpu = await createWebGpuBackend(testBackendOptions());
 });
 after(() => gpu?.dispose());
 
@@ -191,7 +204,7 @@ describe('webgpu device and runtime', () => {
   });
 
   it('fails reads with the reason once the device is lost', async () => {
-    const other = await createWebGpuBackend();
+    const other = await createWebGpuBackend(testBackendOptions());
     const b = other.fromArray(Float32Array.of(1, 2));
     assert.deepEqual([...await other.read(b)], [1, 2]);
     other.device.destroy(); // as a driver reset would: not through dispose()

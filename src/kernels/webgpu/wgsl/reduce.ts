@@ -67,7 +67,12 @@ fn main(@builtin(local_invocation_index) li: u32) {
   };
 }
 
-/** The sum over one channel of `expr` (an f32 expression of the flat index `i`), left in red[0]. */
+/**
+ * The sum over one channel of `expr` (an f32 expression of the flat index `i`), into `target`
+ * in every invocation. Invocation 0 broadcasts the tree's result through `bcast`: with every
+ * invocation reading red[0] itself, Mesa's llvmpipe (Dawn's OpenGL ES backend) handed some of
+ * them a value from before the tree finished (test/kernels/webgpu.test.ts on llvmpipe).
+ */
 function channelSum(expr: string, target: string): string {
   return `
   var acc${target} = 0.0;
@@ -77,7 +82,9 @@ function channelSum(expr: string, target: string): string {
   }
   red[li] = acc${target};
   ${TREE_SUM}
-  let ${target} = red[0];
+  if (li == 0u) { bcast = red[0]; }
+  workgroupBarrier();
+  let ${target} = bcast;
   workgroupBarrier();`;
 }
 
@@ -90,6 +97,7 @@ export function batchNormStats(): Source {
   const buffers = [read('x'), write('mean'), write('invStd')];
   return {
     label: 'batchNormStats', buffers, code: module(buffers, `var<workgroup> red: array<f32, ${WG}>;
+var<workgroup> bcast: f32;
 ${GROUP_MAIN}
   ${BN_HEADER}
   ${channelSum('x[i]', 'total')}
@@ -125,6 +133,7 @@ export function batchNormBackwardSums(gradGamma: boolean, gradBeta: boolean): So
     ...(gradGamma ? [write('gg')] : []), ...(gradBeta ? [write('gb')] : [])];
   return {
     label: `batchNormBackwardSums${gradGamma ? 'G' : ''}${gradBeta ? 'B' : ''}`, buffers, code: module(buffers, `var<workgroup> red: array<f32, ${WG}>;
+var<workgroup> bcast: f32;
 ${GROUP_MAIN}
   ${BN_HEADER}
   let cc = min(c, channels - 1u);
