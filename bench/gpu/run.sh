@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # pcdarts on a real GPU: one prepared run (issue #17).
 #
-#   bash bench/gpu/run.sh [--allow-software] [--quick] [--out DIR]
+#   bash bench/gpu/run.sh [--allow-software] [--quick] [--out DIR] [--shapes FILE]
 #
 # 1. probes the Vulkan loader, the installable client drivers and Dawn's adapter, and stops
 #    (exit 3) unless the adapter is a discrete GPU;
 # 2. measures, on WebGPU (Dawn through the npm package webgpu): the cost per dispatch, GEMM
 #    GFLOP/s, and convolution forward / backward at the PC-DARTS search shapes
-#    (bench/gpu/shapes.json); every kernel is checked against the reference first;
+#    (bench/gpu/shapes.json, or --shapes); every kernel is checked against the reference first;
 # 3. measures the same in PyTorch CUDA on the same machine, where PyTorch has CUDA;
 # 4. [TODO, phase 2] s/step of the search at K=4 b256 and K=1 b64;
 # 5. writes DIR/result.json (both sides and our/PyTorch ratios) and prints the ratios.
@@ -15,7 +15,8 @@
 # --allow-software runs everything on a software adapter (SwiftShader from Debian's chromium
 # when no other Vulkan driver is set) and PyTorch on the CPU: a smoke run that shows the
 # script works (the test suite runs it with --quick); its figures mean nothing.
-# --quick: batch 2 and small GEMMs, one repetition.
+# --quick: batch 2 and small GEMMs, one repetition. --shapes: another shape list (default
+# bench/gpu/shapes.json; the test suite's smoke run uses three of its rows).
 # Exit: 0 done; 2 bad arguments; 3 no discrete GPU (or no Vulkan loader); 1 anything else.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,13 +24,15 @@ cd "$(dirname "$0")/../.."
 allow_software=0
 quick=0
 out=""
+shapes=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --allow-software) allow_software=1 ;;
     --quick) quick=1 ;;
     --out) [ $# -ge 2 ] || { echo "bench/gpu/run.sh: --out needs a directory" >&2; exit 2; }; out="$2"; shift ;;
+    --shapes) [ $# -ge 2 ] && [ -f "$2" ] || { echo "bench/gpu/run.sh: --shapes needs an existing JSON file" >&2; exit 2; }; shapes="$2"; shift ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
-    *) echo "bench/gpu/run.sh: unknown option '$1' (known: --allow-software, --quick, --out DIR)" >&2; exit 2 ;;
+    *) echo "bench/gpu/run.sh: unknown option '$1' (known: --allow-software, --quick, --out DIR, --shapes FILE)" >&2; exit 2 ;;
   esac
   shift
 done
@@ -77,6 +80,7 @@ fi
 flags=()
 [ "$allow_software" = 1 ] && flags+=(--allow-software)
 [ "$quick" = 1 ] && flags+=(--quick)
+[ -n "$shapes" ] && flags+=(--shapes "$shapes")
 set +e
 node dist/bench/gpu/webgpu.js "${flags[@]}" --json "$out/webgpu.json" 2> >(tee -a "$probe" >&2)
 status=$?
@@ -98,6 +102,7 @@ if "$python" -c 'import torch' >/dev/null 2>&1; then
   if [ "$device" = cuda ] || [ "$allow_software" = 1 ]; then
     pyflags=(--device "$device")
     [ "$quick" = 1 ] && pyflags+=(--quick)
+    [ -n "$shapes" ] && pyflags+=(--shapes "$shapes")
     "$python" bench/gpu/torch_side.py "${pyflags[@]}" --json "$out/pytorch.json" 2> >(tee -a "$probe" >&2)
     torch_json="$out/pytorch.json"
   else
