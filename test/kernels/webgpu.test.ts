@@ -203,6 +203,43 @@ describe('webgpu device and runtime', () => {
     gpu.free(a);
   });
 
+  it('gives the same bits when kernels with many inputs split them over more dispatches', async () => {
+    // 4 storage buffers per kernel: one input per weighted-sum or dot dispatch, three per gather
+    const narrow = await createWebGpuBackend({ ...testBackendOptions(), maxStorageBuffers: 4 });
+    try {
+      const r = new Random(77);
+      const n = 300;
+      const xs = Array.from({ length: 5 }, () => randn(r, n));
+      const w = [0.1, -0.7, 0.3, 1.5, -0.2].map(Math.fround);
+      const wBuf = Float32Array.from([5, ...w]);
+      const map = Int32Array.from([4, 1, 0, 0, -1, 0, 2, 2, 1, 0, 3, 1, 4, 0]);
+      const channels = [2, 1, 3, 2, 2];
+      const sources = channels.map((c) => randn(r, 2 * c * 15));
+      const initial = randn(r, 2 * 7 * 15);
+      const run = async (be: WebGpuBackend): Promise<Float32Array[]> => {
+        const up = (a: Float32Array): GpuBuffer => be.fromArray(a);
+        const [xb, wb, sb] = [xs.map(up), up(wBuf), sources.map(up)];
+        const outs = [be.alloc(n), be.alloc(n), be.alloc(2 * 7 * 15), up(initial), be.fromArray(new Float32Array(8).fill(0.25))];
+        const many = xs.map(() => be.alloc(n));
+        be.weightedSum(xb, w, outs[0], n);
+        be.weightedSum(xb, { buffer: wb, indices: [1, 2, 3, 4, 5] }, outs[1], n);
+        be.gatherChannels(sb, channels, outs[2], 7, map, 2, 15);
+        be.gatherChannels(sb, channels, outs[3], 7, map, 2, 15, true);
+        be.dots(xb[0], xb, n, outs[4], [3, 0, 3, 7, 1], true);
+        be.scaleMany(xb[1], { buffer: wb, indices: [5, 4, 3, 2, 1] }, many, n);
+        const values = await Promise.all([...outs, ...many].map((b) => be.read(b)));
+        for (const b of [...xb, wb, ...sb, ...outs, ...many]) be.free(b);
+        return values;
+      };
+      const wide = await run(gpu);
+      const split = await run(narrow);
+      assert.ok(narrow.runtime.maxBuffers === 3 && gpu.runtime.maxBuffers > 6);
+      wide.forEach((v, i) => assertBitwise(split[i], v, `output ${i} split over more dispatches`));
+    } finally {
+      narrow.dispose();
+    }
+  });
+
   it('fails reads with the reason once the device is lost', async () => {
     const other = await createWebGpuBackend(testBackendOptions());
     const b = other.fromArray(Float32Array.of(1, 2));

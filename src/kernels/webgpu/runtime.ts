@@ -89,6 +89,12 @@ export interface RuntimeOptions {
   batchSize?: number;
   /** Bytes of the per-batch parameter buffer (default 256 KiB). */
   arenaBytes?: number;
+  /**
+   * Storage buffers one kernel may bind, parameters included (default: the device's limit).
+   * Lower values make the kernels with many inputs split them over more dispatches, with the
+   * same results: how a device with the WebGPU minimum of 8 behaves.
+   */
+  maxStorageBuffers?: number;
 }
 
 export class Runtime {
@@ -131,7 +137,9 @@ export class Runtime {
     this.arenaWords = arenaBytes / 4;
     this.host = new Uint32Array(this.arenaWords);
     this.align = Math.max(16, device.limits.minStorageBufferOffsetAlignment) / 4;
-    this.maxBuffers = device.limits.maxStorageBuffersPerShaderStage - 1;
+    const storage = Math.min(options.maxStorageBuffers ?? Infinity, device.limits.maxStorageBuffersPerShaderStage);
+    if (!(storage >= 4)) throw new Error(`webgpu backend: maxStorageBuffers ${options.maxStorageBuffers} is below the 4 the kernels need`);
+    this.maxBuffers = storage - 1;
     device.addEventListener('uncapturederror', (event) => {
       this.errors.push((event as GPUUncapturedErrorEvent).error.message);
     });
