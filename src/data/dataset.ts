@@ -6,25 +6,79 @@
 export type Split = 'train' | 'test';
 
 /**
- * A labelled image set held as uint8 pixels, NCHW, image after image
- * (`images[((n * channels + c) * height + y) * width + x]`).
+ * THE dataset interface: one split of labelled images, in memory or on disk, as the run loops
+ * (search, train, evaluate, test) consume it. Items are numbered 0..count-1 in storage order
+ * (file order for idx/CIFAR files; for image folders, classes in code-point order of their
+ * folder names, files in code-point order within a class). Batches of it come from a
+ * `BatchSource` (batch-source.ts), never from `images` directly, so both kinds work everywhere.
+ *
+ * - In memory (`Dataset`: Fashion-MNIST, CIFAR-10/100): `images` holds uint8 NCHW pixels.
+ * - On disk (`ImageFolderDataset`: --dataset imagefolder|imagenet): `files[i]` is item i's file
+ *   relative to `root`, and height = width = the run's --image-size (what a batch holds).
  */
-export interface Dataset {
-  /** The name it was loaded by ('fashion-mnist', 'fashion-mnist-bundled', 'cifar10'). */
+export interface ImageDataset {
+  /** The name it was loaded by ('fashion-mnist', 'fashion-mnist-bundled', 'cifar10', 'cifar100', 'imagefolder', 'imagenet'). */
   readonly name: string;
   readonly split: Split;
-  readonly images: Uint8Array;
-  readonly labels: Int32Array;
   readonly count: number;
+  /** Class index of each item, 0..classes-1. */
+  readonly labels: Int32Array;
   readonly channels: number;
+  /** Size of the images a batch of this split holds (image folders: --image-size). */
   readonly height: number;
   readonly width: number;
   readonly classes: number;
   readonly classNames: readonly string[];
-  /** Per-channel mean of the training images, in [0, 1] pixel units. */
+  /** Per-channel mean used for normalisation, in [0, 1] pixel units. */
   readonly mean: readonly number[];
-  /** Per-channel standard deviation (population) of the training images, [0, 1] units. */
+  /** Per-channel standard deviation used for normalisation, [0, 1] units. */
   readonly std: readonly number[];
+  /** In-memory sets only: uint8 pixels, NCHW, image after image. */
+  readonly images?: Uint8Array;
+  /** File-backed sets only: item i's file relative to `root`, '/'-separated ('n01440764/n01440764_10026.JPEG'). */
+  readonly files?: readonly string[];
+  /** File-backed sets only: the absolute split folder (DIR/train or DIR/val). */
+  readonly root?: string;
+}
+
+/**
+ * A labelled image set held as uint8 pixels, NCHW, image after image
+ * (`images[((n * channels + c) * height + y) * width + x]`).
+ */
+export interface Dataset extends ImageDataset {
+  readonly images: Uint8Array;
+}
+
+/** What scanning an image folder found besides the images (run logs report it). */
+export interface FolderScanReport {
+  /** Files and folders that are not images of a listed extension, or hidden (names starting with '.'). */
+  readonly ignoredFiles: number;
+  /** Up to 10 of them, relative to the split folder. */
+  readonly ignoredExamples: readonly string[];
+  /** Images that failed to decode and were left out (--skip-bad-images), relative to the split folder. */
+  readonly badImages: readonly string[];
+}
+
+/** A split of a torchvision ImageFolder tree, decoded from its files batch by batch. */
+export interface ImageFolderDataset extends ImageDataset {
+  readonly files: readonly string[];
+  readonly root: string;
+  readonly report: FolderScanReport;
+}
+
+/** True for a set whose pixels are in memory. */
+export function isInMemory(dataset: ImageDataset): dataset is Dataset {
+  return dataset.images !== undefined;
+}
+
+/** True for a set read from image files. */
+export function isImageFolder(dataset: ImageDataset): dataset is ImageFolderDataset {
+  return dataset.files !== undefined && dataset.root !== undefined;
+}
+
+/** Item i's file relative to the split folder, or null for an in-memory set. */
+export function itemFile(dataset: ImageDataset, index: number): string | null {
+  return dataset.files?.[index] ?? null;
 }
 
 export const FASHION_MNIST_CLASS_NAMES: readonly string[] = [
@@ -59,7 +113,7 @@ export const FASHION_MNIST_MEAN: readonly number[] = [0.21899983];
 export const FASHION_MNIST_STD: readonly number[] = [0.33181137];
 
 /** Number of images of each class (index = label). */
-export function classCounts(dataset: Dataset): Int32Array {
+export function classCounts(dataset: ImageDataset): Int32Array {
   const counts = new Int32Array(dataset.classes);
   for (let i = 0; i < dataset.count; i++) counts[dataset.labels[i]]++;
   return counts;

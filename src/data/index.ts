@@ -10,3 +10,5 @@ export * from './load.js';
 export * from './split.js';
 export * from './sampler.js';
 export * from './batch.js';
+export * from './batch-source.js';
+export * from './keyed-random.js';

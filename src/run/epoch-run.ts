@@ -11,7 +11,7 @@
  * lengths (records written after the checkpoint are replayed) and goes on: its logs then read
  * as an uninterrupted run's, a 'resume' record aside.
  */
-import type { BatchSampler, BatchSamplerState } from '../data/index.js';
+import type { BatchSamplerState, KeyedBatchSamplerState, ResumableSampler } from '../data/index.js';
 import type { SafetensorsInput, SafetensorsTensor } from '../nn/safetensors.js';
 import { defaultRandom, type Random, type RandomState } from '../tensor/random.js';
 import { type LoadedCheckpoint, writeCheckpoint } from './checkpoint.js';
@@ -59,7 +59,7 @@ export interface RunCheckpointState {
   random: RandomState;
   /** The process-wide generator (parameter initialisation). */
   default_random: RandomState;
-  samplers: { [name: string]: BatchSamplerState };
+  samplers: { [name: string]: BatchSamplerState | KeyedBatchSamplerState };
   epoch_totals: EpochTotals;
   /** Byte lengths of the append-only logs when the checkpoint was written. */
   logs: Record<string, number>;
@@ -132,7 +132,7 @@ export abstract class EpochRun<StepRecord, EpochRecord, State extends RunCheckpo
   protected abstract totalEpochs(): number;
   protected abstract checkpointInterval(): number;
   /** The batch samplers whose state goes into checkpoints, by name. */
-  protected abstract samplers(): Record<string, BatchSampler>;
+  protected abstract samplers(): Record<string, ResumableSampler>;
   /** Prepares the epoch `this.epoch` (learning rate, ...); returns its learning rate. */
   protected abstract beginEpoch(): number;
   /** One step; adds to `this.totals`; returns the record to log. */
@@ -167,8 +167,8 @@ export abstract class EpochRun<StepRecord, EpochRecord, State extends RunCheckpo
 
   /** Writes a checkpoint of the current position (after syncing the logs it records); returns its serial. */
   checkpoint(events?: RunEvents<StepRecord, EpochRecord>, epochSecondsSoFar = this.totals.seconds): number {
-    const samplers: Record<string, BatchSamplerState> = {};
-    for (const [name, sampler] of Object.entries(this.samplers())) samplers[name] = sampler.getState();
+    const samplers: Record<string, BatchSamplerState | KeyedBatchSamplerState> = {};
+    for (const [name, sampler] of Object.entries(this.samplers())) samplers[name] = sampler.getState() as BatchSamplerState | KeyedBatchSamplerState;
     const common: RunCheckpointState = {
       kind: this.kind, epoch: this.epoch, step: this.step, global_step: this.globalStep,
       random: this.random.getState(), default_random: defaultRandom().getState(),
