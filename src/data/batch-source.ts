@@ -57,9 +57,10 @@ export interface BatchSource {
   close(): void;
 }
 
-/** Fixed-order batches of `indices` (evaluation): consecutive slices, the last one possibly partial. */
+/** Fixed-order batches of `indices` (evaluation): consecutive slices, the last one possibly partial, then again. */
 export class FixedOrder {
-  private cursor = 0;
+  private batch = 0;
+  private passes = 0;
 
   constructor(readonly indices: Int32Array, readonly batchSize: number) {
     if (!Number.isInteger(batchSize) || batchSize <= 0) throw new Error(`FixedOrder: batch size must be a positive integer, got ${batchSize}`);
@@ -68,17 +69,24 @@ export class FixedOrder {
 
   get batchesPerEpoch(): number { return Math.ceil(this.indices.length / this.batchSize); }
 
-  /** The batch that `next()` returns after `ahead` more calls (0: the next one). */
-  peek(ahead: number): Int32Array {
+  /** The batch that `next()` returns after `ahead` more calls (0: the next one), with its pass and position. */
+  peekPosition(ahead: number): { indices: Int32Array; epoch: number; position: number } {
     const batches = this.batchesPerEpoch;
-    const batch = (Math.floor(this.cursor / this.batchSize) + ahead) % batches;
-    return this.indices.subarray(batch * this.batchSize, Math.min((batch + 1) * this.batchSize, this.indices.length));
+    const k = this.batch + ahead;
+    const position = (k % batches) * this.batchSize;
+    return {
+      indices: this.indices.subarray(position, Math.min(position + this.batchSize, this.indices.length)),
+      epoch: this.passes + Math.floor(k / batches), position,
+    };
   }
 
   next(): Int32Array {
-    const batch = this.peek(0).slice();
-    this.cursor += this.batchSize;
-    if (this.cursor >= this.indices.length) this.cursor = 0;
+    const batch = this.peekPosition(0).indices.slice();
+    this.batch += 1;
+    if (this.batch === this.batchesPerEpoch) {
+      this.batch = 0;
+      this.passes += 1;
+    }
     return batch;
   }
 }

@@ -12,3 +12,7 @@ export * from './sampler.js';
 export * from './batch.js';
 export * from './batch-source.js';
 export * from './keyed-random.js';
+export * from './augment.js';
+export * from './image-folder.js';
+export * from './image-decode.js';
+export * from './pipeline.js';

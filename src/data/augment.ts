@@ -1,0 +1,297 @@
+/**
+ * ImageNet-style augmentation with torchvision 0.14's semantics on PIL images (what the
+ * authors' train_search_imagenet.py / train_imagenet.py apply), as pure functions:
+ *
+ *   training:   RandomResizedCrop(size, scale (0.08, 1), ratio (3/4, 4/3)) -> RandomHorizontalFlip
+ *               -> [retraining] ColorJitter(0.4, 0.4, 0.4, 0.2) -> ToTensor -> Normalize
+ *   evaluation: Resize(floor(size * 256 / 224)) of the short side -> CenterCrop(size) -> ToTensor -> Normalize
+ *
+ * The geometry (crop boxes, resized sizes) follows torchvision's code line by line, float32
+ * where torch computes in float32 and Python's rounding (half to even) where it rounds. The
+ * colour adjustments follow Pillow 9.4's C code (Image.blend, ImageEnhance, the RGB<->HSV
+ * conversions) on 8-bit RGB, so they give Pillow's bytes. Resampling itself is sharp's
+ * (libvips, a triangle filter like Pillow's antialiased BILINEAR), not bit-equal to Pillow.
+ *
+ * Random draws of one sample, in this order (torchvision's): the crop's tries (scale, then
+ * log-ratio, each try; then top, then left), the flip (uniform < 0.5), then the jitter's
+ * order (a permutation of 4) and its four factors (brightness, contrast, saturation, hue).
+ */
+
+/** The part of a generator these transforms draw from (Random, or a scripted source in tests). */
+export interface AugmentDraws {
+  /** Uniform in [0, 1). */
+  uniform(): number;
+  /** Integer uniform in [0, n). */
+  int(n: number): number;
+}
+
+/** A crop box of an image: top row, left column, height, width (torchvision's i, j, h, w). */
+export interface CropBox {
+  readonly top: number;
+  readonly left: number;
+  readonly height: number;
+  readonly width: number;
+}
+
+export const RRC_SCALE: readonly [number, number] = [0.08, 1];
+export const RRC_RATIO: readonly [number, number] = [3 / 4, 4 / 3];
+/** ColorJitter(brightness, contrast, saturation, hue) of the authors' ImageNet retraining. */
+export const IMAGENET_JITTER: readonly [number, number, number, number] = [0.4, 0.4, 0.4, 0.2];
+export const IMAGENET_MEAN: readonly number[] = [0.485, 0.456, 0.406];
+export const IMAGENET_STD: readonly number[] = [0.229, 0.224, 0.225];
+
+/** Python's round(): to the nearest integer, halves to even. */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** torch.empty(1).uniform_(low, high).item(): a float32 value low + (high - low) u. */
+function uniformFloat32(draws: AugmentDraws, low: number, high: number): number {
+  return Math.fround(Math.fround(low) + Math.fround(Math.fround(high - low) * Math.fround(draws.uniform())));
+}
+
+/**
+ * RandomResizedCrop.get_params for an image of `width` x `height`: up to ten tries of a random
+ * area fraction and log-uniform aspect ratio, else the centre crop clamped to the ratio range.
+ */
+export function randomResizedCropBox(
+  width: number, height: number, draws: AugmentDraws, scale: readonly [number, number] = RRC_SCALE,
+  ratio: readonly [number, number] = RRC_RATIO,
+): CropBox {
+  const area = height * width;
+  // torch.log(torch.tensor(ratio)): float32 logs of float32 ratios.
+  const logLow = Math.fround(Math.log(Math.fround(ratio[0])));
+  const logHigh = Math.fround(Math.log(Math.fround(ratio[1])));
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const targetArea = area * uniformFloat32(draws, scale[0], scale[1]);
+    const aspectRatio = Math.fround(Math.exp(uniformFloat32(draws, logLow, logHigh)));
+    const w = roundHalfEven(Math.sqrt(targetArea * aspectRatio));
+    const h = roundHalfEven(Math.sqrt(targetArea / aspectRatio));
+    if (w > 0 && w <= width && h > 0 && h <= height) {
+      const top = draws.int(height - h + 1);
+      const left = draws.int(width - w + 1);
+      return { top, left, height: h, width: w };
+    }
+  }
+  const inRatio = width / height;
+  const minRatio = Math.min(ratio[0], ratio[1]);
+  const maxRatio = Math.max(ratio[0], ratio[1]);
+  let w: number;
+  let h: number;
+  if (inRatio < minRatio) {
+    w = width;
+    h = roundHalfEven(w / minRatio);
+  } else if (inRatio > maxRatio) {
+    h = height;
+    w = roundHalfEven(h * maxRatio);
+  } else {
+    w = width;
+    h = height;
+  }
+  return { top: Math.floor((height - h) / 2), left: Math.floor((width - w) / 2), height: h, width: w };
+}
+
+/** The short side the evaluation transform resizes to: floor(size * 256 / 224) (256 for 224). */
+export function evaluationResizeSide(size: number): number {
+  return Math.floor((size * 8) / 7);
+}
+
+/**
+ * Evaluation geometry: Resize(short side -> side) as torchvision computes the other side
+ * (int(side * long / short)), then CenterCrop(size) (top = round((h - size) / 2), half to even).
+ */
+export function evaluationGeometry(width: number, height: number, size: number): { resizeWidth: number; resizeHeight: number; crop: CropBox } {
+  const side = evaluationResizeSide(size);
+  const [short, long] = width <= height ? [width, height] : [height, width];
+  const newLong = Math.trunc((side * long) / short);
+  const resizeWidth = width <= height ? side : newLong;
+  const resizeHeight = width <= height ? newLong : side;
+  return {
+    resizeWidth, resizeHeight,
+    crop: { top: roundHalfEven((resizeHeight - size) / 2), left: roundHalfEven((resizeWidth - size) / 2), height: size, width: size },
+  };
+}
+
+// ------------------------------------------------------------------------------------------
+// ColorJitter on 8-bit RGB, interleaved (HWC), as Pillow computes it
+
+/** The drawn parameters of one ColorJitter application. */
+export interface JitterParams {
+  /** Application order of brightness (0), contrast (1), saturation (2), hue (3). */
+  readonly order: readonly number[];
+  readonly brightness: number;
+  readonly contrast: number;
+  readonly saturation: number;
+  readonly hue: number;
+}
+
+/**
+ * ColorJitter.get_params: torch.randperm(4), then each factor uniform in
+ * [max(0, 1 - x), 1 + x] (hue: [-x, x]), float32 as torch draws them.
+ */
+export function drawJitter(draws: AugmentDraws, strength: readonly [number, number, number, number] = IMAGENET_JITTER): JitterParams {
+  const order = [0, 1, 2, 3];
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = draws.int(i + 1);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  const range = (x: number): [number, number] => [Math.max(0, 1 - x), 1 + x];
+  const [b, c, s, h] = strength;
+  return {
+    order,
+    brightness: uniformFloat32(draws, ...range(b)),
+    contrast: uniformFloat32(draws, ...range(c)),
+    saturation: uniformFloat32(draws, ...range(s)),
+    hue: uniformFloat32(draws, -h, h),
+  };
+}
+
+/**
+ * Pillow's Image.blend(degenerate, image, alpha) for 8-bit bands: float32 arithmetic,
+ * truncation toward zero, clipping only when extrapolating. `degenerate(i)` is the first
+ * image's value at byte i of `rgb`.
+ */
+function blendInPlace(rgb: Uint8Array, degenerate: (i: number) => number, alpha: number): void {
+  const a = Math.fround(alpha);
+  if (a === 1) return;
+  if (a === 0) {
+    for (let i = 0; i < rgb.length; i++) rgb[i] = degenerate(i);
+    return;
+  }
+  const interpolate = a >= 0 && a <= 1;
+  for (let i = 0; i < rgb.length; i++) {
+    const in1 = degenerate(i);
+    const temp = Math.fround(in1 + Math.fround(a * (rgb[i] - in1)));
+    rgb[i] = interpolate ? Math.trunc(temp) : temp <= 0 ? 0 : temp >= 255 ? 255 : Math.trunc(temp);
+  }
+}
+
+/** Pillow's RGB -> L: (299 R + 587 G + 114 B) / 1000 in fixed point, rounded. */
+function luma(r: number, g: number, b: number): number {
+  return (r * 19595 + g * 38470 + b * 7471 + 0x8000) >>> 16;
+}
+
+/** ImageEnhance.Brightness(image).enhance(factor): blend with black. */
+export function adjustBrightness(rgb: Uint8Array, factor: number): void {
+  blendInPlace(rgb, () => 0, factor);
+}
+
+/** ImageEnhance.Contrast: blend with a grey image at the rounded mean luma. */
+export function adjustContrast(rgb: Uint8Array, factor: number): void {
+  let sum = 0;
+  const pixels = rgb.length / 3;
+  for (let p = 0; p < pixels; p++) sum += luma(rgb[3 * p], rgb[3 * p + 1], rgb[3 * p + 2]);
+  const mean = Math.trunc(sum / pixels + 0.5);
+  blendInPlace(rgb, () => mean, factor);
+}
+
+/** ImageEnhance.Color: blend with the image's own luma. */
+export function adjustSaturation(rgb: Uint8Array, factor: number): void {
+  const pixels = rgb.length / 3;
+  const grey = new Uint8Array(pixels);
+  for (let p = 0; p < pixels; p++) grey[p] = luma(rgb[3 * p], rgb[3 * p + 1], rgb[3 * p + 2]);
+  blendInPlace(rgb, (i) => grey[(i / 3) | 0], factor);
+}
+
+const clip8 = (v: number): number => (v <= 0 ? 0 : v >= 255 ? 255 : v);
+
+/** C's round(): halves away from zero. */
+const roundC = (x: number): number => (x < 0 ? -Math.round(-x) : Math.round(x));
+
+/**
+ * torchvision's adjust_hue on a PIL image: to Pillow's 8-bit HSV, H += uint8(hue * 255)
+ * (wrapping), back to RGB.
+ */
+export function adjustHue(rgb: Uint8Array, hueFactor: number): void {
+  if (!(hueFactor >= -0.5 && hueFactor <= 0.5)) throw new Error(`adjustHue: hue factor ${hueFactor} is not in [-0.5, 0.5]`);
+  const shift = ((Math.trunc(hueFactor * 255) % 256) + 256) % 256; // np.uint8(hue_factor * 255)
+  const f32 = Math.fround;
+  for (let o = 0; o < rgb.length; o += 3) {
+    const r = rgb[o];
+    const g = rgb[o + 1];
+    const b = rgb[o + 2];
+    // Pillow's rgb2hsv (Convert.c), float/double exactly as the C expressions.
+    const maxc = Math.max(r, g, b);
+    const minc = Math.min(r, g, b);
+    let h8: number;
+    let s8: number;
+    const v8 = maxc;
+    if (minc === maxc) {
+      h8 = 0;
+      s8 = 0;
+    } else {
+      const cr = maxc - minc;
+      const s = f32(cr / maxc);
+      const rc = f32((maxc - r) / cr);
+      const gc = f32((maxc - g) / cr);
+      const bc = f32((maxc - b) / cr);
+      let h: number;
+      if (r === maxc) h = f32(bc - gc);
+      else if (g === maxc) h = f32(2.0 + rc - bc);
+      else h = f32(4.0 + gc - rc);
+      h = f32((h / 6.0 + 1.0) % 1.0);
+      h8 = clip8(Math.trunc(h * 255.0));
+      s8 = clip8(Math.trunc(s * 255.0));
+    }
+    h8 = (h8 + shift) & 255;
+    // Pillow's hsv2rgb.
+    if (s8 === 0) {
+      rgb[o] = v8;
+      rgb[o + 1] = v8;
+      rgb[o + 2] = v8;
+      continue;
+    }
+    const i = Math.floor((f32(h8) * 6.0) / 255.0);
+    const f = f32((f32(h8) * 6.0) / 255.0 - i);
+    const fs = f32(s8 / 255.0);
+    const p = clip8(roundC(v8 * (1.0 - fs)));
+    const q = clip8(roundC(v8 * (1.0 - f32(fs * f))));
+    const t = clip8(roundC(v8 * (1.0 - fs * (1.0 - f))));
+    let R: number;
+    let G: number;
+    let B: number;
+    switch (i % 6) {
+      case 0: R = v8; G = t; B = p; break;
+      case 1: R = q; G = v8; B = p; break;
+      case 2: R = p; G = v8; B = t; break;
+      case 3: R = p; G = q; B = v8; break;
+      case 4: R = t; G = p; B = v8; break;
+      default: R = v8; G = p; B = q; break;
+    }
+    rgb[o] = R;
+    rgb[o + 1] = G;
+    rgb[o + 2] = B;
+  }
+}
+
+/** Applies the four adjustments in the drawn order (torchvision's ColorJitter.forward). */
+export function applyJitter(rgb: Uint8Array, params: JitterParams): void {
+  for (const fn of params.order) {
+    if (fn === 0) adjustBrightness(rgb, params.brightness);
+    else if (fn === 1) adjustContrast(rgb, params.contrast);
+    else if (fn === 2) adjustSaturation(rgb, params.saturation);
+    else adjustHue(rgb, params.hue);
+  }
+}
+
+/**
+ * ToTensor + Normalize of an 8-bit RGB image (interleaved, `size` x `size`), mirrored
+ * left-right when `flip`, into `out` (planar CHW) at `offset`, with a normalisation table of
+ * `normalisationTable(mean, std)` (batch.ts; torchvision's float32 rounding).
+ */
+export function normaliseInto(
+  rgb: Uint8Array, width: number, height: number, flip: boolean, table: Float32Array, out: Float32Array, offset: number,
+): void {
+  const plane = width * height;
+  for (let y = 0; y < height; y++) {
+    const row = y * width;
+    for (let x = 0; x < width; x++) {
+      const src = 3 * (row + (flip ? width - 1 - x : x));
+      const dst = offset + row + x;
+      out[dst] = table[rgb[src]];
+      out[dst + plane] = table[256 + rgb[src + 1]];
+      out[dst + 2 * plane] = table[512 + rgb[src + 2]];
+    }
+  }
+}
