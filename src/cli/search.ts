@@ -10,6 +10,7 @@ import {
   IMAGENET_SEARCH_RECIPE, NETWORK_KINDS, oneLine, parseSubsetFractions, RunInputError, type SearchConfig, SearchRun,
   type SearchRuntime,
 } from '../index.js';
+import { addImageFolderOptions, imageFolderRuntime } from './data-options.js';
 import { driveRun, writeReportAfterRun } from './run-session.js';
 
 export function parseInteger(value: string): number {
@@ -89,7 +90,7 @@ export function searchCommand(): Command {
     .action(async (_options: Record<string, unknown>, self: Command) => {
       process.exitCode = await runSearchCommand(self);
     });
-  return command;
+  return addImageFolderOptions(command);
 }
 
 /** Runs the command whose options commander has parsed; returns the exit status. */
@@ -103,6 +104,7 @@ async function runSearchCommand(command: Command): Promise<number> {
     threads: options.threads as number | undefined,
     activationBudgetMiB: options.activationBudget as number | undefined,
     checkpointEvery: fromCli('checkpointEvery') ? options.checkpointEvery as number : undefined,
+    ...imageFolderRuntime(options),
   };
   let run: SearchRun;
   try {

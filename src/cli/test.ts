@@ -23,6 +23,10 @@ interface TestOptions {
   limitTest?: number;
   batchSize?: number;
   threads?: number;
+  imageSize?: number;
+  skipBadImages?: boolean;
+  dataWorkers?: number;
+  prefetch?: number;
   json?: boolean;
 }
 
@@ -42,6 +46,10 @@ export function testCommand(): Command {
     .addOption(new Option('--limit-test <n>', 'evaluate only the first N test images (default: the run\'s, else all)').argParser(parseInteger))
     .addOption(new Option('--batch-size <n>', 'evaluation batch size (default: the run\'s, else 96)').argParser(parseInteger))
     .addOption(new Option('--threads <n>', 'kernel threads (default: all cores, or PCDARTS_THREADS)').argParser(parseInteger))
+    .addOption(new Option('--image-size <n>', 'image folders: side of the centre crops (default: the run\'s, else 224)').argParser(parseInteger))
+    .addOption(new Option('--skip-bad-images', 'image folders: leave out test images that fail to decode instead of stopping (default: the run\'s setting)'))
+    .addOption(new Option('--data-workers <n>', 'image folders: decode worker threads (default: all cores)').argParser(parseInteger))
+    .addOption(new Option('--prefetch <n>', 'image folders: batches decoded ahead (default: 2)').argParser(parseInteger))
     .addOption(new Option('--json', 'print the result as JSON'))
     .action((options: TestOptions) => {
       process.exitCode = runTestCommand(options);
@@ -58,7 +66,7 @@ function runTestCommand(options: TestOptions): number {
       throw new RunInputError('give a train run directory (--run DIR) or a weights file (--checkpoint FILE)');
     }
     if (options.last && options.run === undefined) throw new RunInputError('--last goes with --run');
-    for (const [flag, value] of [['--init-channels', options.initChannels], ['--layers', options.layers], ['--limit-test', options.limitTest], ['--batch-size', options.batchSize], ['--threads', options.threads]] as const) {
+    for (const [flag, value] of [['--init-channels', options.initChannels], ['--layers', options.layers], ['--limit-test', options.limitTest], ['--batch-size', options.batchSize], ['--threads', options.threads], ['--data-workers', options.dataWorkers], ['--prefetch', options.prefetch]] as const) {
       if (value !== undefined && value < 1) throw new RunInputError(`${flag}: expected an integer >= 1, got ${value}`);
     }
     const result = testModel({
@@ -66,6 +74,8 @@ function runTestCommand(options: TestOptions): number {
       genotype: options.genotype === undefined ? undefined : genotypeArgument(options.genotype),
       nodes: options.nodes, network: options.network, initChannels: options.initChannels, layers: options.layers, dataset: options.dataset,
       data: options.data, limitTest: options.limitTest, batchSize: options.batchSize, threads: options.threads ?? null,
+      imageSize: options.imageSize, skipBadImages: options.skipBadImages,
+      pipeline: { workers: options.dataWorkers, prefetch: options.prefetch },
     });
     if (options.json) {
       const { top1, top5, loss, images, checkpoint, dataset, network, initChannels, layers } = result;

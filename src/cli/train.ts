@@ -11,6 +11,7 @@ import {
   formatTestResult, formatTrainEpochLine, formatTrainStepStatus, type Genotype, IMAGENET_TRAIN_RECIPE, loadGenotype,
   LR_SCHEDULE_KINDS, NETWORK_KINDS, oneLine, RunInputError, type TrainConfig, TrainRun, type TrainRuntime,
 } from '../index.js';
+import { addImageFolderOptions, imageFolderRuntime } from './data-options.js';
 import { driveRun, writeReportAfterRun } from './run-session.js';
 import { parseInteger, parseNumber, timestamp } from './search.js';
 
@@ -37,7 +38,7 @@ export function genotypeArgument(spec: string): Genotype {
 export function trainCommand(): Command {
   const d = DEFAULT_TRAIN_CONFIG;
   const r = recipeDefault;
-  return new Command('train')
+  return addImageFolderOptions(new Command('train')
     .description('train a genotype from scratch (spec section 7); defaults are the CIFAR-10 recipe (600 epochs), on the bundled Fashion-MNIST subset, or the ImageNet recipe with the ImageNet network')
     .addOption(new Option('--genotype <spec>', `published name (PC_DARTS_cifar, ...), genotype file (.json or Python form) or search run directory (default: "${DEFAULT_TRAIN_GENOTYPE}"; "${DEFAULT_IMAGENET_TRAIN_GENOTYPE}" with the ImageNet network)`))
     .addOption(new Option('--nodes <n>', 'intermediate nodes the genotype must have (checked; default: the genotype\'s)').argParser(parseInteger))
@@ -74,7 +75,7 @@ export function trainCommand(): Command {
     .addOption(new Option('--resume <dir>', 'continue the run in DIR from its last checkpoint; other flags must match the run or be left out'))
     .action(async (_options: Record<string, unknown>, self: Command) => {
       process.exitCode = await runTrainCommand(self);
-    });
+    }));
 }
 
 /** Runs the command whose options commander has parsed; returns the exit status. */
@@ -86,6 +87,7 @@ async function runTrainCommand(command: Command): Promise<number> {
     threads: options.threads as number | undefined,
     activationBudgetMiB: options.activationBudget as number | undefined,
     checkpointEvery: fromCli('checkpointEvery') ? options.checkpointEvery as number : undefined,
+    ...imageFolderRuntime(options),
   };
   const nodes = options.nodes as number | undefined;
   let run: TrainRun;

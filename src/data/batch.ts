@@ -128,22 +128,27 @@ export function fillBatch(
       }
     }
 
-    if (cutout > 0) {
-      // The authors' Cutout: rows [y - L//2, y + L//2) clipped, same for columns, zero on
-      // every channel (an odd L therefore covers L - 1 pixels, as theirs).
-      const y = random.int(outH);
-      const x = random.int(outW);
-      const half = cutout >> 1;
-      const y1 = Math.max(0, y - half);
-      const y2 = Math.min(outH, y + half);
-      const x1 = Math.max(0, x - half);
-      const x2 = Math.min(outW, x + half);
-      for (let c = 0; c < channels; c++) {
-        for (let yy = y1; yy < y2; yy++) {
-          const row = dst + c * outPlane + yy * outW;
-          out.fill(0, row + x1, row + x2);
-        }
-      }
+    if (cutout > 0) applyCutout(out, dst, channels, outH, outW, random.int(outH), random.int(outW), cutout);
+  }
+}
+
+/**
+ * The authors' Cutout at centre (y, x): rows [y - L//2, y + L//2) clipped, same for columns,
+ * zero on every channel (an odd L therefore covers L - 1 pixels, as theirs). `offset` is the
+ * image's first value in `out` (CHW).
+ */
+export function applyCutout(
+  out: Float32Array, offset: number, channels: number, height: number, width: number, y: number, x: number, length: number,
+): void {
+  const half = length >> 1;
+  const y1 = Math.max(0, y - half);
+  const y2 = Math.min(height, y + half);
+  const x1 = Math.max(0, x - half);
+  const x2 = Math.min(width, x + half);
+  for (let c = 0; c < channels; c++) {
+    for (let yy = y1; yy < y2; yy++) {
+      const row = offset + (c * height + yy) * width;
+      out.fill(0, row + x1, row + x2);
     }
   }
 }

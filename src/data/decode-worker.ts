@@ -17,7 +17,7 @@ import { parentPort } from 'node:worker_threads';
 import sharp from 'sharp';
 
 import { applyJitter, drawJitter, evaluationGeometry, normaliseInto, randomResizedCropBox } from './augment.js';
-import { normalisationTable } from './batch.js';
+import { applyCutout, normalisationTable } from './batch.js';
 import { cropResized, openImage, resizedCrop, verifyImage } from './image-decode.js';
 import { keyedRandom } from './keyed-random.js';
 import { CONTROL_MESSAGE_OFFSET, type DecodeJob } from './pipeline-protocol.js';
@@ -62,12 +62,14 @@ async function processItem(job: DecodeJob, item: number): Promise<void> {
   const size = job.size;
   let rgb: Uint8Array;
   let flip = false;
+  let cutoutAt: [number, number] | null = null;
   if (job.mode === 'train') {
     const key = job.keys![item];
     const random = keyedRandom(job.seed, job.stream, key[0], key[1]);
     const box = randomResizedCropBox(image.width, image.height, random);
     if (job.flip) flip = random.uniform() < 0.5;
     const jitter = job.jitter ? drawJitter(random, job.jitter) : null;
+    if (job.cutout > 0) cutoutAt = [random.int(size), random.int(size)];
     rgb = await cropResized(image, box, size);
     if (jitter !== null) applyJitter(rgb, jitter);
   } else {
@@ -76,6 +78,7 @@ async function processItem(job: DecodeJob, item: number): Promise<void> {
   }
   const pixels = new Float32Array(job.pixels!, 0, job.files.length * 3 * size * size);
   normaliseInto(rgb, size, size, flip, tableFor(job.mean, job.std), pixels, item * 3 * size * size);
+  if (cutoutAt !== null) applyCutout(pixels, item * 3 * size * size, 3, size, size, cutoutAt[0], cutoutAt[1], job.cutout);
 }
 
 async function runJob(job: DecodeJob): Promise<void> {

@@ -14,13 +14,16 @@ import {
 } from './cifar.js';
 import {
   CIFAR10_CLASS_NAMES, CIFAR10_MEAN, CIFAR10_STD, type Dataset, FASHION_MNIST_CLASS_NAMES, FASHION_MNIST_MEAN,
-  FASHION_MNIST_PADDING, FASHION_MNIST_RAW_SIZE, FASHION_MNIST_SIZE, FASHION_MNIST_STD, padImages, type Split,
+  FASHION_MNIST_PADDING, FASHION_MNIST_RAW_SIZE, FASHION_MNIST_SIZE, FASHION_MNIST_STD, type ImageDataset, padImages, type Split,
 } from './dataset.js';
 import { decodeIdx, decodeIdxImages, decodeIdxLabels, type IdxArray } from './idx.js';
+import { loadImageFolder } from './image-folder.js';
 
 /** Names `loadDataset` accepts; `fashion-mnist-bundled` is the CLI's default. */
-export const DATASET_NAMES = ['fashion-mnist-bundled', 'fashion-mnist', 'cifar10'] as const;
+export const DATASET_NAMES = ['fashion-mnist-bundled', 'fashion-mnist', 'cifar10', 'imagefolder', 'imagenet'] as const;
 export type DatasetName = (typeof DATASET_NAMES)[number];
+/** The datasets whose pixels are loaded into memory whole. */
+export type InMemoryDatasetName = Exclude<DatasetName, 'imagefolder' | 'imagenet'>;
 
 /** Where the Debian package `dataset-fashion-mnist` installs its files. */
 export const DEBIAN_FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
@@ -32,6 +35,8 @@ export interface LoadDatasetOptions {
   /** Directory of the dataset files; not allowed for `fashion-mnist-bundled`. */
   readonly dataDir?: string;
   readonly split: Split;
+  /** Image folders: the side of a batch's images (default 224). */
+  readonly imageSize?: number;
 }
 
 /** Reads a whole file, gunzipping it when it is gzip data (as every `.gz` must be). */
@@ -145,8 +150,13 @@ export function bundledSubsetDir(): string {
   return found;
 }
 
-/** Loads a dataset split by name (spec section 6). */
-export function loadDataset(options: LoadDatasetOptions): Dataset {
+/**
+ * Loads a dataset split by name (spec section 6): in-memory sets decoded whole; image folders
+ * scanned only (their files are decoded batch by batch, see pipeline.ts).
+ */
+export function loadDataset(options: LoadDatasetOptions & { readonly dataset: InMemoryDatasetName }): Dataset;
+export function loadDataset(options: LoadDatasetOptions): ImageDataset;
+export function loadDataset(options: LoadDatasetOptions): ImageDataset {
   const { dataset, dataDir, split } = options;
   if (split !== 'train' && split !== 'test') throw new Error(`unknown split '${String(split)}': expected 'train' or 'test'`);
   switch (dataset) {
@@ -165,6 +175,12 @@ export function loadDataset(options: LoadDatasetOptions): Dataset {
     case 'cifar10':
       if (dataDir === undefined) throw new Error(`cifar10: no data directory: pass --data DIR (dataDir) holding ${CIFAR_FILES_HINT}`);
       return loadCifar10From(dataDir, split);
+    case 'imagefolder':
+    case 'imagenet':
+      if (dataDir === undefined) {
+        throw new Error(`${dataset}: no data directory: pass --data DIR holding DIR/train/<class>/<image> (and DIR/val/<class>/<image>)`);
+      }
+      return loadImageFolder({ name: dataset, dir: dataDir, split, imageSize: options.imageSize ?? 224 });
     default:
       throw new Error(`unknown dataset '${String(dataset)}': expected one of ${DATASET_NAMES.join(', ')}`);
   }

@@ -27,6 +27,8 @@ export interface DecodeJob {
   readonly flip: boolean;
   /** 'train': ColorJitter strengths (brightness, contrast, saturation, hue), or null. */
   readonly jitter: readonly [number, number, number, number] | null;
+  /** 'train': cutout side (0: off). */
+  readonly cutout: number;
   /** The job's control block (CONTROL_BYTES). */
   readonly control: SharedArrayBuffer;
   /** 'train' / 'eval': float32 pixels, items.length x 3 x size x size. */

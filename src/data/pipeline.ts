@@ -121,7 +121,7 @@ export function verifyImages(dataset: ImageFolderDataset, options: PipelineOptio
   const control = new Int32Array(new SharedArrayBuffer(CONTROL_BYTES));
   const status = new Int32Array(new SharedArrayBuffer(4 * items.length));
   pool.submit({
-    mode: 'verify', root: dataset.root, files: items, size: 0, mean: [], std: [], seed: 0, stream: 0, flip: false, jitter: null,
+    mode: 'verify', root: dataset.root, files: items, size: 0, mean: [], std: [], seed: 0, stream: 0, flip: false, jitter: null, cutout: 0,
     control: control.buffer as SharedArrayBuffer, status: status.buffer as SharedArrayBuffer,
   });
   // Failures do not stop a verification: wait for every item.
@@ -144,7 +144,11 @@ export function verifyImages(dataset: ImageFolderDataset, options: PipelineOptio
 
 /** How a folder source transforms its items. */
 export type FolderTransform =
-  | { readonly kind: 'train'; readonly flip: boolean; readonly jitter: readonly [number, number, number, number] | null }
+  | {
+    readonly kind: 'train'; readonly flip: boolean; readonly jitter: readonly [number, number, number, number] | null;
+    /** Cutout side after normalisation (0: off), the authors' Cutout drawn after everything else. */
+    readonly cutout: number;
+  }
   | { readonly kind: 'eval' };
 
 interface InFlight {
@@ -238,7 +242,7 @@ export class FolderBatchSource implements BatchSource {
         mode: train !== null ? 'train' : 'eval', root: this.dataset.root, files, size: this.dataset.height,
         mean: this.dataset.mean, std: this.dataset.std, seed: this.seed, stream: this.streamWord,
         keys: train !== null ? Array.from(indices, (_, b) => [epoch, position + b] as const) : undefined,
-        flip: train?.flip ?? false, jitter: train?.jitter ?? null,
+        flip: train?.flip ?? false, jitter: train?.jitter ?? null, cutout: train?.cutout ?? 0,
         control: control.buffer as SharedArrayBuffer, pixels: slot.buffer as SharedArrayBuffer,
       });
       this.inFlight.push({ indices, epoch, position, control, slot });

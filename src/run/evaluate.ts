@@ -4,14 +4,13 @@
  */
 import { readFileSync } from 'node:fs';
 
-import { type Dataset, NO_AUGMENTATION } from '../data/index.js';
+import type { ImageDataset, PipelineOptions } from '../data/index.js';
 import { type EvalNetwork } from '../eval/network.js';
 import { readSafetensors, type SafetensorsTensor } from '../nn/safetensors.js';
 import { noGrad } from '../tensor/autograd.js';
 import * as ops from '../tensor/ops.js';
-import { Random } from '../tensor/random.js';
 import { tidy } from '../tensor/tensor.js';
-import { datasetBatch } from './data.js';
+import { evaluationBatches, nextBatch } from './data.js';
 import { asInputErrors, oneLine, RunInputError } from './errors.js';
 import { countTopK, roundForLog } from './metrics.js';
 
@@ -30,10 +29,12 @@ export interface Evaluation {
  * Evaluates `network` on the images `indices` of `dataset` (all when absent): eval mode (no
  * drop path, no auxiliary head, batch-norm running statistics), no gradients, no augmentation.
  */
-export function evaluateNetwork(network: EvalNetwork, dataset: Dataset, options: { batchSize: number; indices?: Int32Array }): Evaluation {
+export function evaluateNetwork(
+  network: EvalNetwork, dataset: ImageDataset, options: { batchSize: number; indices?: Int32Array; pipeline?: PipelineOptions },
+): Evaluation {
   const indices = options.indices ?? Int32Array.from({ length: dataset.count }, (_, i) => i);
   if (indices.length === 0) throw new Error('evaluateNetwork: no images to evaluate');
-  const unused = new Random(0); // without augmentation nothing is drawn
+  const source = evaluationBatches(dataset, indices, options.batchSize, options.pipeline);
   const wasTraining = network.training;
   let top1 = 0;
   let top5 = 0;
@@ -41,9 +42,9 @@ export function evaluateNetwork(network: EvalNetwork, dataset: Dataset, options:
   network.eval();
   try {
     noGrad(() => {
-      for (let start = 0; start < indices.length; start += options.batchSize) {
+      for (let b = 0; b < source.batchesPerEpoch; b++) {
         tidy(() => {
-          const { x, labels } = datasetBatch(dataset, indices.subarray(start, start + options.batchSize), NO_AUGMENTATION, unused);
+          const { x, labels } = nextBatch(source);
           const { logits } = network.forward(x);
           top1 += countTopK(logits, labels, 1);
           top5 += countTopK(logits, labels, 5);
@@ -52,6 +53,7 @@ export function evaluateNetwork(network: EvalNetwork, dataset: Dataset, options:
       }
     });
   } finally {
+    source.close();
     network.train(wasTraining);
   }
   const n = indices.length;

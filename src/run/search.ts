@@ -25,8 +25,8 @@ import {
   betaSegments, SEARCH_NETWORK_KINDS, SearchNetwork, type SearchNetworkConfig, type SearchNetworkKind, validateSearchConfig,
 } from '../darts/search-network.js';
 import {
-  type Augmentation, BatchSampler, type BatchSamplerState, DATASET_NAMES, type Dataset, type DatasetName, NO_AUGMENTATION,
-  splitTrainValid,
+  type Augmentation, type BatchSamplerState, type BatchSource, DATASET_NAMES, type DatasetName, type ImageDataset,
+  isImageFolder, type KeyedBatchSamplerState, type ResumableSampler,
 } from '../data/index.js';
 import { kernels } from '../kernels/registry.js';
 import { clipGradNorm, SGD } from '../nn/optim.js';
@@ -35,12 +35,14 @@ import { scheduledLr } from '../nn/schedule.js';
 import { backward, noGrad } from '../tensor/autograd.js';
 import * as ops from '../tensor/ops.js';
 import { manualSeed, Random } from '../tensor/random.js';
-import { type Tensor, tidy } from '../tensor/tensor.js';
+import { tidy } from '../tensor/tensor.js';
 import {
   loadModuleTensors, loadNamedTensors, moduleTensors, namedTensors, optimizerStateFrom, optimizerTensors, readCheckpoint,
 } from './checkpoint.js';
 import { useBackend } from './backend.js';
-import { datasetBatch, loadRunDataset } from './data.js';
+import {
+  checkDataSettings, DEFAULT_IMAGE_SIZE, datasetLogFacts, evaluationBatches, loadRunDataset, nextBatch, searchSplit, trainingBatches,
+} from './data.js';
 import {
   EpochRun, type LoopOutcome, type ResumeRecord, type RunCheckpointState, type RunEvents, type RunOptions, type RunProgress,
   type StepRecordBase,
@@ -55,7 +57,7 @@ import {
 import { checkNewRunDirectory, LOG_FILE, readRunConfig, type RunConfigFile, RunDirectory } from './run-dir.js';
 import {
   checkResumeSettings, checkRunRuntime, checkSettings, DEFAULT_RUN_RUNTIME, definedEntries, flagName, integerAtLeast, isBoolean,
-  numberAtLeast, numberInRange, openUnitInterval, optionalIntegerAtLeast, type RunRuntime, type SettingCheck,
+  numberAtLeast, numberInRange, openUnitInterval, optionalIntegerAtLeast, pipelineOptions, type RunRuntime, type SettingCheck,
 } from './settings.js';
 
 /**
@@ -101,8 +103,12 @@ export interface SearchConfig {
   searchSubsetFrom: string | null;
   gradClip: number;
   seed: number;
-  /** Use only the first N training images (before the train/architecture split); null: all. */
+  /** Use only the first N training images (before the train/architecture split; image folders: class-balanced); null: all. */
   limitTrain: number | null;
+  /** Image folders: side of the square crops the network sees. */
+  imageSize: number;
+  /** Image folders: leave out images that fail to decode (named in the log) instead of stopping. */
+  skipBadImages: boolean;
 }
 
 /** The paper's CIFAR-10 settings (spec section 6), on the bundled Fashion-MNIST subset. */
@@ -110,7 +116,7 @@ export const DEFAULT_SEARCH_CONFIG: Readonly<SearchConfig> = Object.freeze({
   network: 'cifar', dataset: 'fashion-mnist-bundled', data: null, batchSize: 256, lr: 0.1, lrMin: 0, momentum: 0.9,
   weightDecay: 3e-4, archLr: 6e-4, archWeightDecay: 1e-3, archGradClip: null, epochs: 50, lrWarmupEpochs: 0,
   warmupEpochs: 15, initChannels: 16, layers: 8, nodes: 4, k: 4, edgeNorm: true, trainPortion: 0.5, searchSubset: null,
-  searchSubsetFrom: null, gradClip: 5, seed: 2, limitTrain: null,
+  searchSubsetFrom: null, gradClip: 5, seed: 2, limitTrain: null, imageSize: DEFAULT_IMAGE_SIZE, skipBadImages: false,
 });
 
 /**
@@ -198,6 +204,8 @@ const CONFIG_CHECKS: Record<keyof SearchConfig, SettingCheck> = {
   gradClip: numberAtLeast(0, true),
   seed: integerAtLeast(0),
   limitTrain: optionalIntegerAtLeast(2),
+  imageSize: integerAtLeast(8),
+  skipBadImages: isBoolean,
 };
 
 /** Checks every setting's type and range; the error names the flag. */
@@ -207,6 +215,7 @@ export function checkSearchConfig(config: SearchConfig): void {
   if (config.searchSubsetFrom !== null && config.searchSubset === null) {
     throw new RunInputError(`--search-subset-from ${config.searchSubsetFrom} reuses a per-class sample, which --no-search-subset switches off`);
   }
+  checkDataSettings(config);
 }
 
 export const checkSearchRuntime: (runtime: SearchRuntime) => void = checkRunRuntime;
@@ -219,13 +228,19 @@ export function searchNetworkConfig(config: SearchConfig, inChannels: number, cl
   };
 }
 
-/** The training set a search uses: loaded (errors become RunInputErrors), limited. */
-export function loadSearchDataset(config: SearchConfig): Dataset {
-  return loadRunDataset({ dataset: config.dataset, data: config.data, split: 'train', limit: config.limitTrain });
+/**
+ * The training set a search uses: loaded (errors become RunInputErrors), limited; image
+ * folders verified, or, resuming, with the bad images the run recorded left out.
+ */
+export function loadSearchDataset(config: SearchConfig, runtime: SearchRuntime = DEFAULT_SEARCH_RUNTIME, knownBadImages?: readonly string[]): ImageDataset {
+  return loadRunDataset({
+    dataset: config.dataset, data: config.data, split: 'train', limit: config.limitTrain, imageSize: config.imageSize,
+    skipBadImages: config.skipBadImages, knownBadImages, pipeline: pipelineOptions(runtime),
+  });
 }
 
 /** Checks that the network can be built for the dataset: K divides C, even sizes before reductions, ... */
-export function checkSearchNetwork(config: SearchConfig, dataset?: Dataset): void {
+export function checkSearchNetwork(config: SearchConfig, dataset?: ImageDataset): void {
   asInputErrors(() => {
     validateSearchConfig(searchNetworkConfig(config, dataset?.channels ?? 1, dataset?.classes ?? 10));
     if (dataset === undefined) return;
@@ -246,6 +261,8 @@ export interface SearchStepRecord extends StepRecordBase {
   arch_loss?: number;
   /** Training images per second of this step (architecture step included in the time). */
   images_per_s: number;
+  /** Milliseconds the step waited for its batches (both halves). */
+  data_wait_ms: number;
 }
 
 export interface SearchEpochRecord {
@@ -279,7 +296,7 @@ export type SearchResumeRecord = ResumeRecord;
 /** The JSON half of a search checkpoint (the tensors are in its safetensors file). */
 export interface SearchCheckpointState extends RunCheckpointState {
   kind: 'search';
-  samplers: { train: BatchSamplerState; valid: BatchSamplerState };
+  samplers: { train: BatchSamplerState | KeyedBatchSamplerState; valid: BatchSamplerState | KeyedBatchSamplerState };
   /** The last epoch's genotype (null before the first epoch ended). */
   genotype: Genotype | null;
 }
@@ -300,7 +317,7 @@ export interface CreateSearchOptions {
   /** The run directory to create: absent or empty. */
   out: string;
   /** An already loaded training set used instead of loading config.dataset (tests, embedding). */
-  dataset?: Dataset;
+  dataset?: ImageDataset;
 }
 
 export interface ResumeSearchOptions {
@@ -309,7 +326,7 @@ export interface ResumeSearchOptions {
   given?: Partial<SearchConfig>;
   /** Runtime settings for this session (absent: those the run was started with). */
   runtime?: Partial<SearchRuntime>;
-  dataset?: Dataset;
+  dataset?: ImageDataset;
 }
 
 function describeSearchSetting(key: keyof SearchConfig, value: unknown): string {
@@ -331,18 +348,17 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
   readonly sgd: SGD;
   readonly stepsPerEpoch: number;
   protected readonly random: Random;
-  private readonly trainSampler: BatchSampler;
-  private readonly validSampler: BatchSampler;
+  private readonly trainSource: BatchSource;
+  private readonly validSource: BatchSource;
   private readonly trainIndices: Int32Array;
   private readonly validIndices: Int32Array;
-  private readonly augmentation: Augmentation;
   private genotype: Genotype | null = null;
 
   private constructor(
     runDir: RunDirectory,
     readonly config: SearchConfig,
     readonly runtime: SearchRuntime,
-    readonly dataset: Dataset,
+    readonly dataset: ImageDataset,
     split: SearchHalves,
   ) {
     super(runDir, 'search', SEARCH_LOGS);
@@ -357,12 +373,18 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
     });
     this.sgd = new SGD(this.model.weightParameters(), { lr: config.lr, momentum: config.momentum, weightDecay: config.weightDecay });
     this.random = new Random(config.seed);
-    this.trainSampler = new BatchSampler(split.train, config.batchSize, this.random);
-    this.validSampler = new BatchSampler(split.valid, config.batchSize, this.random);
+    // In-memory sets: random crop with padding + flip from the run's generator; image folders
+    // (the authors' train_search_imagenet.py): RandomResizedCrop + flip, keyed per sample.
+    const augmentation: Augmentation = { crop: { size: dataset.height, padding: CROP_PADDING }, flip: true, cutout: 0 };
+    const batches = (indices: Int32Array, stream: string): BatchSource => trainingBatches(dataset, indices, {
+      batchSize: config.batchSize, random: this.random, seed: config.seed, stream, augmentation, colorJitter: false,
+      pipeline: pipelineOptions(runtime),
+    });
+    this.trainSource = batches(split.train, 'train');
+    this.validSource = batches(split.valid, 'valid');
     this.trainIndices = split.train;
     this.validIndices = split.valid;
-    this.stepsPerEpoch = this.trainSampler.batchesPerEpoch;
-    this.augmentation = { crop: { size: dataset.height, padding: CROP_PADDING }, flip: true, cutout: 0 };
+    this.stepsPerEpoch = this.trainSource.batchesPerEpoch;
   }
 
   /** Checks everything (settings, directory, dataset, network), then creates the run directory. */
@@ -387,7 +409,7 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
     checkSearchRuntime(runtime);
     checkNewRunDirectory(options.out);
     checkSearchNetwork(config);
-    const dataset = options.dataset ?? loadSearchDataset(config);
+    const dataset = options.dataset ?? loadSearchDataset(config, runtime);
     checkSearchNetwork(config, dataset);
     const halves = searchHalves(config, dataset, reused);
     const backend = useBackend(runtime.threads);
@@ -398,11 +420,19 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
         classes: dataset.classes, weight_images: halves.train.length, arch_images: halves.valid.length,
         steps_per_epoch: Math.ceil(halves.train.length / config.batchSize),
         backend: backend.name, threads: backend.threads,
+        ...(isImageFolder(dataset) ? { bad_image_files: dataset.report.badImages } : {}),
       },
     };
     const runDir = RunDirectory.create(options.out, configFile as unknown as RunConfigFile);
     if (halves.record !== null) runDir.writeText(SEARCH_SUBSET_FILE, formatSubsetRecord(halves.record));
-    return new SearchRun(runDir, config, runtime, dataset, halves);
+    const run = new SearchRun(runDir, config, runtime, dataset, halves);
+    run.logDataset();
+    return run;
+  }
+
+  /** Appends the 'data' record (what the dataset is, ignored files, left-out images) to the log. */
+  private logDataset(): void {
+    this.runDir.append({ type: 'data', ...datasetLogFacts(this.dataset) });
   }
 
   /**
@@ -420,7 +450,11 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
       ...DEFAULT_SEARCH_RUNTIME, ...(stored.runtime as Partial<SearchRuntime>), ...definedEntries(options.runtime),
     };
     checkSearchRuntime(runtime);
-    const dataset = options.dataset ?? loadSearchDataset(config);
+    const info = (stored.info ?? {}) as { train_images?: number; bad_image_files?: string[] };
+    const dataset = options.dataset ?? loadSearchDataset(config, runtime, info.bad_image_files ?? []);
+    if (info.train_images !== undefined && dataset.count !== info.train_images) {
+      throw new RunInputError(`${options.dir}: the run trained on ${info.train_images} images of ${dataset.name}, ${config.data ?? 'its data'} now gives ${dataset.count}: the dataset changed since the run started`);
+    }
     checkSearchNetwork(config, dataset);
     const halves = resumedSearchHalves(options.dir, config, dataset);
     useBackend(runtime.threads);
@@ -430,6 +464,7 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
     if (halves.record !== null) runDir.writeText(SEARCH_SUBSET_FILE, formatSubsetRecord(halves.record));
     const run = new SearchRun(runDir, config, runtime, dataset, halves);
     run.continueFrom(checkpoint);
+    if (!run.finished) run.logDataset();
     return run;
   }
 
@@ -441,8 +476,8 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
     return this.runtime.checkpointEvery;
   }
 
-  protected samplers(): Record<string, BatchSampler> {
-    return { train: this.trainSampler, valid: this.validSampler };
+  protected samplers(): Record<string, ResumableSampler> {
+    return { train: this.trainSource.sampler!, valid: this.validSource.sampler! };
   }
 
   protected restoreExtras(state: SearchCheckpointState, tensors: Map<string, SafetensorsTensor>): void {
@@ -464,11 +499,6 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
       ...optimizerTensors('sgd.', this.sgd.stateDict()),
       ...optimizerTensors('adam.', this.architect.optimizer.stateDict()),
     ];
-  }
-
-  /** A batch of the given dataset indices as a fresh tensor (call inside tidy) and its labels. */
-  private batch(indices: Int32Array, augment: Augmentation): { x: Tensor; labels: Int32Array } {
-    return datasetBatch(this.dataset, indices, augment, this.random);
   }
 
   /** The weights' learning rate of an epoch: warm-up (lrWarmupEpochs), then the cosine of spec section 6. */
@@ -494,10 +524,12 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
     const archStep = this.epoch >= this.config.warmupEpochs;
     const weights = this.model.weightParameters();
     const result = tidy(() => {
-      const train = this.batch(this.trainSampler.next(), this.augmentation);
+      const train = nextBatch(this.trainSource);
+      let waitMs = train.waitMs;
       let archLoss: number | null = null;
       if (archStep) {
-        const valid = this.batch(this.validSampler.next(), this.augmentation);
+        const valid = nextBatch(this.validSource);
+        waitMs += valid.waitMs;
         archLoss = this.architect.step(valid.x, valid.labels);
       }
       this.model.zeroGrad();
@@ -510,7 +542,7 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
       }));
       clipGradNorm(weights, this.config.gradClip);
       this.sgd.step();
-      return { loss, correct, archLoss, images: train.labels.length };
+      return { loss, correct, archLoss, images: train.labels.length, waitMs };
     });
     const seconds = (performance.now() - started) / 1000;
     this.totals.loss_sum += result.loss * result.images;
@@ -521,6 +553,7 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
       loss: float32ForJson(result.loss), acc: result.correct / result.images,
       ...(result.archLoss !== null ? { arch_loss: float32ForJson(result.archLoss) } : {}),
       images_per_s: roundForLog(result.images / seconds, 4),
+      data_wait_ms: roundForLog(result.waitMs, 4),
     };
   }
 
@@ -529,12 +562,12 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
     let lossSum = 0;
     let correct = 0;
     this.model.eval();
+    const source = evaluationBatches(this.dataset, this.validIndices, this.config.batchSize, pipelineOptions(this.runtime));
     try {
       noGrad(() => {
-        for (let start = 0; start < this.validIndices.length; start += this.config.batchSize) {
-          const indices = this.validIndices.subarray(start, start + this.config.batchSize);
+        for (let b = 0; b < source.batchesPerEpoch; b++) {
           tidy(() => {
-            const { x, labels } = this.batch(indices, NO_AUGMENTATION);
+            const { x, labels } = nextBatch(source);
             const logits = this.model.forward(x);
             correct += countCorrect(logits, labels);
             lossSum += ops.crossEntropy(logits, labels).item() * labels.length;
@@ -542,6 +575,7 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
         }
       });
     } finally {
+      source.close();
       this.model.train();
     }
     const n = this.validIndices.length;
@@ -600,6 +634,13 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
     return { ...outcome, genotype: this.genotype };
   }
 
+  /** Frees the model's tensors, closes the logs and the batch sources. */
+  override dispose(): void {
+    super.dispose();
+    this.trainSource.close();
+    this.validSource.close();
+  }
+
   protected disposeTensors(): void {
     for (const t of [...this.model.parameters(), ...this.model.archParameters()]) t.grad?.dispose();
     for (const e of this.model.stateEntries()) e.tensor.dispose();
@@ -618,22 +659,23 @@ interface SearchHalves {
  * What sampling reads of a dataset: labels, and for a file-backed dataset (an image folder,
  * whose `files[i]` is item i's path relative to its split folder) the file names.
  */
-function labelledItems(dataset: Dataset): LabelledItems {
+function labelledItems(dataset: ImageDataset): LabelledItems {
   const names = (dataset as { files?: readonly string[] }).files;
   return { name: dataset.name, count: dataset.count, labels: dataset.labels, classes: dataset.classes, ...(names ? { itemNames: names } : {}) };
 }
 
-function checkHalfSizes(config: SearchConfig, dataset: Dataset, train: number, valid: number): void {
+function checkHalfSizes(config: SearchConfig, dataset: ImageDataset, train: number, valid: number): void {
   if (train > 0 && valid > 0) return;
   const what = train === 0 ? 'no training images' : 'no images for the architecture half';
-  if (config.searchSubset === null) throw new RunInputError(`--train-portion ${config.trainPortion} of ${dataset.count} images leaves ${what}`);
+  if (config.searchSubset === null) throw new RunInputError(`--train-portion ${config.trainPortion} of ${dataset.count} images${isImageFolder(dataset) ? ' (per class)' : ''} leaves ${what}`);
   throw new RunInputError(`--search-subset ${config.searchSubset.join(',')} of ${dataset.count} images in ${dataset.classes} classes leaves ${what}`);
 }
 
 /** The halves of a new run: the trainPortion split, a fresh per-class sample, or a reused one. */
-function searchHalves(config: SearchConfig, dataset: Dataset, reused: { record: SearchSubsetRecord; file: string } | null): SearchHalves {
+function searchHalves(config: SearchConfig, dataset: ImageDataset, reused: { record: SearchSubsetRecord; file: string } | null): SearchHalves {
   if (config.searchSubset === null) {
-    const split = splitTrainValid(dataset.count, config.trainPortion);
+    // The first portion in storage order; within every class for an image folder (stored grouped by class).
+    const split = searchSplit(dataset, config.trainPortion);
     checkHalfSizes(config, dataset, split.train.length, split.valid.length);
     return { ...split, record: null };
   }
@@ -650,7 +692,7 @@ function searchHalves(config: SearchConfig, dataset: Dataset, reused: { record: 
  * The halves of a resumed run: its own search-subset.json when it has one (matched to the
  * dataset as loaded now); a run stopped before writing it draws the same sample again.
  */
-function resumedSearchHalves(dir: string, config: SearchConfig, dataset: Dataset): SearchHalves {
+function resumedSearchHalves(dir: string, config: SearchConfig, dataset: ImageDataset): SearchHalves {
   if (config.searchSubset === null || !existsSync(join(dir, SEARCH_SUBSET_FILE))) {
     const reused = config.searchSubset !== null && config.searchSubsetFrom !== null ? readSubsetRecord(config.searchSubsetFrom) : null;
     return searchHalves(config, dataset, reused);

@@ -6,6 +6,7 @@
  */
 import { resolve } from 'node:path';
 
+import type { PipelineOptions } from '../data/index.js';
 import { DEFAULT_ACTIVATION_BUDGET_BYTES } from '../tensor/autograd.js';
 import { RunInputError } from './errors.js';
 
@@ -87,10 +88,14 @@ export interface RunRuntime {
    * a search, cells in training): more is faster and uses more memory; 0 recomputes all.
    */
   activationBudgetMiB: number;
+  /** Image folders: decode worker threads; null: every core. */
+  dataWorkers?: number | null;
+  /** Image folders: batches decoded ahead of the one in use (memory: that many batches of float32 pixels). */
+  prefetch?: number;
 }
 
 export const DEFAULT_RUN_RUNTIME: Readonly<RunRuntime> = Object.freeze({
-  threads: null, checkpointEvery: 50, activationBudgetMiB: DEFAULT_ACTIVATION_BUDGET_BYTES / 2 ** 20,
+  threads: null, checkpointEvery: 50, activationBudgetMiB: DEFAULT_ACTIVATION_BUDGET_BYTES / 2 ** 20, dataWorkers: null, prefetch: 2,
 });
 
 export function checkRunRuntime(runtime: RunRuntime): void {
@@ -103,4 +108,15 @@ export function checkRunRuntime(runtime: RunRuntime): void {
   if (!(Number.isInteger(runtime.activationBudgetMiB) && runtime.activationBudgetMiB >= 0)) {
     throw new RunInputError(`--activation-budget: expected a whole number of MiB >= 0, got ${runtime.activationBudgetMiB}`);
   }
+  if (runtime.dataWorkers !== undefined && runtime.dataWorkers !== null && !(Number.isInteger(runtime.dataWorkers) && runtime.dataWorkers >= 1)) {
+    throw new RunInputError(`--data-workers: expected an integer >= 1, got ${runtime.dataWorkers}`);
+  }
+  if (runtime.prefetch !== undefined && !(Number.isInteger(runtime.prefetch) && runtime.prefetch >= 1)) {
+    throw new RunInputError(`--prefetch: expected an integer >= 1 (batches), got ${runtime.prefetch}`);
+  }
+}
+
+/** The decode pipeline's settings of a run. */
+export function pipelineOptions(runtime: RunRuntime): PipelineOptions {
+  return { workers: runtime.dataWorkers ?? undefined, prefetch: runtime.prefetch };
 }

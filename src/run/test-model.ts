@@ -6,7 +6,7 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 
 import { type Genotype } from '../darts/genotype.js';
-import { type Dataset, type DatasetName } from '../data/index.js';
+import type { DatasetName, ImageDataset, PipelineOptions } from '../data/index.js';
 import { type SafetensorsTensor } from '../nn/safetensors.js';
 import { useBackend } from './backend.js';
 import { readCheckpoint } from './checkpoint.js';
@@ -46,8 +46,14 @@ export interface TestModelOptions {
   /** Default: the run's batch size. */
   batchSize?: number;
   threads?: number | null;
+  /** Image folders: the side of the crops (default: the run's). */
+  imageSize?: number;
+  /** Image folders: the decode pipeline (workers). */
+  pipeline?: PipelineOptions;
+  /** Image folders: leave out images that fail to decode (default: the run's setting). */
+  skipBadImages?: boolean;
   /** An already loaded test split (tests, embedding). */
-  testData?: Dataset;
+  testData?: ImageDataset;
 }
 
 export interface TestModelResult extends Evaluation {
@@ -120,6 +126,7 @@ export function testModel(options: TestModelOptions): TestModelResult {
   const flags = definedEntries<TrainConfig>({
     genotype: options.genotype, network: options.network, initChannels: options.initChannels, layers: options.layers,
     dataset: options.dataset, data: options.data, limitTest: options.limitTest, batchSize: options.batchSize,
+    skipBadImages: options.skipBadImages, imageSize: options.imageSize,
   });
   if (runDir !== null && flags.network !== undefined && flags.network !== (stored.network ?? DEFAULT_TRAIN_CONFIG.network)) {
     throw new RunInputError(`--network ${flags.network} is not the network the run ${runDir} trained (${stored.network ?? DEFAULT_TRAIN_CONFIG.network})`);
@@ -131,14 +138,17 @@ export function testModel(options: TestModelOptions): TestModelResult {
   if (options.data !== undefined && config.data !== null) config.data = resolve(config.data);
   asInputErrors(() => checkTrainConfig(config), runDir === null ? undefined : `${runDir}/config.json`);
   checkGenotypeNodes(config.genotype, options.nodes);
-  const test = options.testData ?? loadRunDataset({ dataset: config.dataset, data: config.data, split: 'test', limit: config.limitTest, limitFlag: '--limit-test' });
+  const test = options.testData ?? loadRunDataset({
+    dataset: config.dataset, data: config.data, split: 'test', limit: config.limitTest, limitFlag: '--limit-test',
+    imageSize: config.imageSize, skipBadImages: config.skipBadImages, pipeline: options.pipeline,
+  });
   useBackend(options.threads ?? null);
   const result = asInputErrors(() => withScratchNetwork(
     () => buildTrainNetwork(config.network, { ...trainNetworkOptions(config, test.channels, test.classes), auxiliary: false }),
     (network) => {
       network.checkInputSize(test.height, test.width);
       loadModelWeights(network, tensors, weightsPath);
-      return evaluateNetwork(network, test, { batchSize: config.batchSize });
+      return evaluateNetwork(network, test, { batchSize: config.batchSize, pipeline: options.pipeline });
     },
   ));
   return {

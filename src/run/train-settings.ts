@@ -6,15 +6,16 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
 import { type Genotype, PUBLISHED_GENOTYPE_NAMES, publishedGenotype, validateGenotype } from '../darts/genotype.js';
-import { DATASET_NAMES, type Dataset, type DatasetName } from '../data/index.js';
+import { DATASET_NAMES, type DatasetName, type ImageDataset, isImageFolder } from '../data/index.js';
 import { networkComplexity } from '../eval/complexity.js';
 import { type EvalNetwork, type EvalNetworkOptions, NetworkCIFAR, NetworkImageNet } from '../eval/network.js';
 import { LR_SCHEDULE_KINDS, type LrSchedule, type LrScheduleKind } from '../nn/schedule.js';
 import { disposeModule } from '../nn/layers.js';
+import type { PipelineOptions } from '../data/index.js';
 import type { SafetensorsTensor } from '../nn/safetensors.js';
 import { DEFAULT_EVAL_ACTIVATION_BUDGET_BYTES } from '../tensor/autograd.js';
 import { defaultRandom } from '../tensor/random.js';
-import { loadRunDataset } from './data.js';
+import { checkDataSettings, DEFAULT_IMAGE_SIZE, loadRunDataset, perClassSplit } from './data.js';
 import { asInputErrors, oneLine, RunInputError } from './errors.js';
 import { loadModelWeights, readModelFile } from './evaluate.js';
 import { defaultNetworkKind, givenImageSize, NETWORK_KINDS, type NetworkKind } from './network-kind.js';
@@ -73,6 +74,10 @@ export interface TrainConfig {
    * initialisation; absolute path; null: random initialisation.
    */
   initFrom: string | null;
+  /** Image folders: side of the square crops the network sees. */
+  imageSize: number;
+  /** Image folders: leave out images that fail to decode (named in the log) instead of stopping. */
+  skipBadImages: boolean;
 }
 
 /** The authors' published CIFAR-10 architecture, their train.py's default. */
@@ -83,7 +88,7 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   genotype: publishedGenotype(DEFAULT_TRAIN_GENOTYPE), network: 'cifar', dataset: 'fashion-mnist-bundled', data: null, batchSize: 96,
   lr: 0.025, lrSchedule: 'cosine', lrWarmupEpochs: 0, momentum: 0.9, weightDecay: 3e-4, epochs: 600, initChannels: 36, layers: 20, auxiliary: true, auxiliaryWeight: 0.4,
   cutout: true, cutoutLength: 16, dropPathProb: 0.3, gradClip: 5, labelSmoothing: 0, seed: 0, validPortion: 0,
-  limitTrain: null, limitTest: null, initFrom: null,
+  limitTrain: null, limitTest: null, initFrom: null, imageSize: DEFAULT_IMAGE_SIZE, skipBadImages: false,
 });
 
 /** The authors' ImageNet architecture (found by the direct ImageNet search), the default genotype of an ImageNet retraining. */
@@ -168,11 +173,14 @@ const CONFIG_CHECKS: { [K in keyof TrainConfig]?: SettingCheck } = {
   limitTrain: optionalIntegerAtLeast(1),
   limitTest: optionalIntegerAtLeast(1),
   initFrom: (v) => v === null || (typeof v === 'string' && v !== '') ? null : 'expected a .safetensors file',
+  imageSize: integerAtLeast(8),
+  skipBadImages: isBoolean,
 };
 
 /** Checks every setting's type and range (the error names the flag) and the genotype. */
 export function checkTrainConfig(config: TrainConfig): void {
   checkSettings(config, CONFIG_CHECKS);
+  checkDataSettings(config);
   asInputErrors(() => validateGenotype(config.genotype));
 }
 
@@ -204,15 +212,32 @@ export function checkTrainResumeSettings(stored: TrainConfig, given: Partial<Tra
 
 /** The training and test splits a run uses. */
 export interface TrainData {
-  readonly train: Dataset;
-  readonly test: Dataset;
+  readonly train: ImageDataset;
+  readonly test: ImageDataset;
 }
 
-/** Both splits of the run's dataset (errors become RunInputErrors), limited as configured. */
-export function loadTrainData(config: TrainConfig): TrainData {
-  const load = (split: 'train' | 'test', limit: number | null, limitFlag: string): Dataset =>
-    loadRunDataset({ dataset: config.dataset, data: config.data, split, limit, limitFlag });
+/**
+ * Both splits of the run's dataset (errors become RunInputErrors), limited as configured;
+ * image folders verified, or (`knownBadImages`, a resumed run's record per split) with the
+ * recorded bad images left out.
+ */
+export function loadTrainData(
+  config: TrainConfig, pipeline?: PipelineOptions, knownBadImages?: { train: readonly string[]; test: readonly string[] },
+): TrainData {
+  const load = (split: 'train' | 'test', limit: number | null, limitFlag: string): ImageDataset => loadRunDataset({
+    dataset: config.dataset, data: config.data, split, limit, limitFlag, imageSize: config.imageSize,
+    skipBadImages: config.skipBadImages, knownBadImages: knownBadImages?.[split], pipeline,
+  });
   return { train: load('train', config.limitTrain, '--limit-train'), test: load('test', config.limitTest, '--limit-test') };
+}
+
+/**
+ * Training indices (the first images) and validation indices (the last `validPortion` of
+ * them); for an image folder (stored grouped by class) the same within every class.
+ */
+export function trainValidSplit(dataset: ImageDataset, validPortion: number): { train: Int32Array; valid: Int32Array } {
+  if (isImageFolder(dataset)) return perClassSplit(dataset.labels, dataset.classes, (n) => n - Math.floor(validPortion * n));
+  return trainValidIndices(dataset.count, validPortion);
 }
 
 /** Training indices (the first images) and validation indices (the last `validPortion` of them). */
@@ -230,7 +255,7 @@ export function checkData(config: TrainConfig, data: TrainData): void {
   if (train.channels !== test.channels || train.height !== test.height || train.width !== test.width || train.classes !== test.classes) {
     throw new RunInputError(`${train.name}: the test images (${test.channels}x${test.height}x${test.width}, ${test.classes} classes) do not match the training images (${train.channels}x${train.height}x${train.width}, ${train.classes} classes)`);
   }
-  const { train: trainIndices, valid } = trainValidIndices(train.count, config.validPortion);
+  const { train: trainIndices, valid } = trainValidSplit(train, config.validPortion);
   if (trainIndices.length === 0) throw new RunInputError(`--valid-portion ${config.validPortion} of ${train.count} images leaves no training images`);
   if (config.validPortion > 0 && valid.length === 0) {
     throw new RunInputError(`--valid-portion ${config.validPortion} of ${train.count} images holds out no validation image: use a larger portion or --valid-portion 0`);
@@ -272,7 +297,7 @@ export function withScratchNetwork<T>(build: () => EvalNetwork, use: (network: E
  * hint. Returns the tensors and the file's sha256 (recorded, so that a resume that starts
  * over can tell whether the file changed).
  */
-export function readInitWeights(config: TrainConfig, dataset: Dataset): { tensors: Map<string, SafetensorsTensor>; sha256: string } {
+export function readInitWeights(config: TrainConfig, dataset: ImageDataset): { tensors: Map<string, SafetensorsTensor>; sha256: string } {
   const path = config.initFrom!;
   const tensors = readModelFile(path, '--init-from');
   withScratchNetwork(
@@ -295,7 +320,7 @@ export function readInitWeights(config: TrainConfig, dataset: Dataset): { tensor
  * every reduction, the auxiliary head's input: 8x8 in the CIFAR network, 7x7 in the ImageNet
  * one); returns its parameter count (auxiliary head excluded) and mult-adds per image.
  */
-export function checkTrainNetwork(config: TrainConfig, dataset: Dataset): { parameters: number; multAdds: number } {
+export function checkTrainNetwork(config: TrainConfig, dataset: ImageDataset): { parameters: number; multAdds: number } {
   return asInputErrors(() => withScratchNetwork(
     () => buildTrainNetwork(config.network, trainNetworkOptions(config, dataset.channels, dataset.classes)),
     (network) => {

@@ -25,7 +25,9 @@
 import { join, resolve } from 'node:path';
 
 import { genotypeSteps, genotypeToJSON } from '../darts/genotype.js';
-import { type Augmentation, BatchSampler, type BatchSamplerState } from '../data/index.js';
+import {
+  type Augmentation, type BatchSamplerState, type BatchSource, isImageFolder, type KeyedBatchSamplerState, type ResumableSampler,
+} from '../data/index.js';
 import { type EvalNetwork } from '../eval/network.js';
 import { kernels } from '../kernels/registry.js';
 import { disposeModule } from '../nn/layers.js';
@@ -38,7 +40,7 @@ import { manualSeed, Random } from '../tensor/random.js';
 import { tidy } from '../tensor/tensor.js';
 import { useBackend } from './backend.js';
 import { moduleTensors, optimizerStateFrom, optimizerTensors, readCheckpoint } from './checkpoint.js';
-import { datasetBatch } from './data.js';
+import { datasetLogFacts, nextBatch, trainingBatches } from './data.js';
 import {
   EpochRun, type LoopOutcome, type ResumeRecord, type RunCheckpointState, type RunEvents, type RunOptions, type RunProgress,
   type StepRecordBase,
@@ -52,9 +54,9 @@ import { evaluateNetwork, type Evaluation, loadModelWeights, readModelFile, roun
 import {
   BEST_MODEL_FILE, buildTrainNetwork, checkData, checkGenotypeNodes, checkTrainConfig, checkTrainNetwork, checkTrainResumeSettings,
   DEFAULT_TRAIN_CONFIG, DEFAULT_TRAIN_RUNTIME, genotypeLabel, loadTrainData, readInitWeights, resolveTrainConfig, type TrainConfig, type TrainData,
-  trainLrSchedule, type TrainRuntime, trainNetworkOptions, trainValidIndices, TRAIN_CROP_PADDING, TRAIN_LOGS, withScratchNetwork,
+  trainLrSchedule, type TrainRuntime, trainNetworkOptions, trainValidSplit, TRAIN_CROP_PADDING, TRAIN_LOGS, withScratchNetwork,
 } from './train-settings.js';
-import { checkRunRuntime, definedEntries } from './settings.js';
+import { checkRunRuntime, definedEntries, pipelineOptions } from './settings.js';
 
 // ------------------------------------------------------------------------------------------
 // Log records
@@ -64,6 +66,8 @@ export interface TrainStepRecord extends StepRecordBase {
   loss: number;
   /** Top-1 accuracy of the main logits on the batch (fraction). */
   acc: number;
+  /** Milliseconds the step waited for its batch. */
+  data_wait_ms: number;
 }
 
 export interface TrainEpochRecord {
@@ -113,7 +117,7 @@ export interface BestEpoch {
 /** The JSON half of a training checkpoint. */
 export interface TrainCheckpointState extends RunCheckpointState {
   kind: 'train';
-  samplers: { train: BatchSamplerState };
+  samplers: { train: BatchSamplerState | KeyedBatchSamplerState };
   best: BestEpoch | null;
   /** The final test, once done (the run is then finished). */
   final_test: TrainTestRecord | null;
@@ -158,9 +162,8 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
   readonly sgd: SGD;
   readonly stepsPerEpoch: number;
   protected readonly random: Random;
-  private readonly trainSampler: BatchSampler;
+  private readonly trainSource: BatchSource;
   private readonly validIndices: Int32Array;
-  private readonly augmentation: Augmentation;
   private best: BestEpoch | null = null;
   private finalTest: TrainTestRecord | null = null;
 
@@ -185,13 +188,24 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
     if (initialWeights !== null) loadModelWeights(this.model, initialWeights, `--init-from ${config.initFrom}`);
     this.model.train();
     this.sgd = new SGD(this.model.parameters(), { lr: config.lr, momentum: config.momentum, weightDecay: config.weightDecay });
-    const split = trainValidIndices(train.count, config.validPortion);
-    this.trainSampler = new BatchSampler(split.train, config.batchSize, this.random);
+    const split = trainValidSplit(train, config.validPortion);
+    // In-memory sets: random crop with padding + flip + cutout from the run's generator; image
+    // folders (the authors' train_imagenet.py): RandomResizedCrop + flip + ColorJitter, keyed
+    // per sample (+ cutout when asked for).
+    const cutout = config.cutout ? config.cutoutLength : 0;
+    const augmentation: Augmentation = { crop: { size: train.height, padding: TRAIN_CROP_PADDING }, flip: true, cutout };
+    this.trainSource = trainingBatches(train, split.train, {
+      batchSize: config.batchSize, random: this.random, seed: config.seed, stream: 'train', augmentation, colorJitter: true, cutout,
+      pipeline: pipelineOptions(runtime),
+    });
     this.validIndices = split.valid;
-    this.stepsPerEpoch = this.trainSampler.batchesPerEpoch;
-    this.augmentation = {
-      crop: { size: train.height, padding: TRAIN_CROP_PADDING }, flip: true, cutout: config.cutout ? config.cutoutLength : 0,
-    };
+    this.stepsPerEpoch = this.trainSource.batchesPerEpoch;
+  }
+
+  /** Appends the 'data' records (both splits: ignored files, left-out images) to the log. */
+  private logDatasets(): void {
+    this.runDir.append({ type: 'data', ...datasetLogFacts(this.data.train) });
+    this.runDir.append({ type: 'data', ...datasetLogFacts(this.data.test) });
   }
 
   /** Checks everything (settings, directory, data, network), then creates the run directory. */
@@ -204,12 +218,12 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
     checkGenotypeNodes(config.genotype, options.nodes);
     checkRunRuntime(runtime);
     checkNewRunDirectory(options.out);
-    const data = options.data ?? loadTrainData(config);
+    const data = options.data ?? loadTrainData(config, pipelineOptions(runtime));
     checkData(config, data);
     const backend = useBackend(runtime.threads);
     const complexity = checkTrainNetwork(config, data.train);
     const init = config.initFrom === null ? null : readInitWeights(config, data.train);
-    const split = trainValidIndices(data.train.count, config.validPortion);
+    const split = trainValidSplit(data.train, config.validPortion);
     const configFile: RunConfigFile<TrainConfig, TrainRuntime> = {
       pcdarts_run: 1, command: 'train', created: new Date().toISOString(), config, runtime,
       info: {
@@ -220,11 +234,15 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
         class_names: data.train.classNames, mean: data.train.mean, std: data.train.std,
         ...(init !== null ? { init_from_sha256: init.sha256 } : {}),
         steps_per_epoch: Math.ceil(split.train.length / config.batchSize), backend: backend.name, threads: backend.threads,
+        ...(isImageFolder(data.train) && isImageFolder(data.test)
+          ? { bad_image_files: { train: data.train.report.badImages, test: data.test.report.badImages } } : {}),
       },
     };
     const runDir = RunDirectory.create(options.out, configFile as unknown as RunConfigFile);
     runDir.writeText(GENOTYPE_FILE, genotypeToJSON(config.genotype));
-    return new TrainRun(runDir, config, runtime, data, init?.tensors ?? null);
+    const run = new TrainRun(runDir, config, runtime, data, init?.tensors ?? null);
+    run.logDatasets();
+    return run;
   }
 
   /**
@@ -243,8 +261,15 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
       ...DEFAULT_TRAIN_RUNTIME, ...(stored.runtime as Partial<TrainRuntime>), ...definedEntries(options.runtime),
     };
     checkRunRuntime(runtime);
-    const data = options.data ?? loadTrainData(config);
+    const info = (stored.info ?? {}) as { train_images?: number; valid_images?: number; test_images?: number; bad_image_files?: { train: string[]; test: string[] } };
+    const data = options.data ?? loadTrainData(config, pipelineOptions(runtime), info.bad_image_files ?? { train: [], test: [] });
     checkData(config, data);
+    if (info.train_images !== undefined && info.valid_images !== undefined && info.test_images !== undefined) {
+      const split = trainValidSplit(data.train, config.validPortion);
+      if (split.train.length !== info.train_images || split.valid.length !== info.valid_images || data.test.count !== info.test_images) {
+        throw new RunInputError(`${options.dir}: the run used ${info.train_images + info.valid_images} training and ${info.test_images} test images of ${data.train.name}, ${config.data ?? 'its data'} now gives ${data.train.count} and ${data.test.count}: the dataset changed since the run started`);
+      }
+    }
     useBackend(runtime.threads);
     const checkpoint = readCheckpoint<TrainCheckpointState>(options.dir);
     // Without a checkpoint the run starts over, from the --init-from weights it started from.
@@ -259,6 +284,7 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
     }
     const run = new TrainRun(RunDirectory.open(options.dir, 'train'), config, runtime, data, initialWeights);
     run.continueFrom(checkpoint);
+    if (!run.finished) run.logDatasets();
     return run;
   }
 
@@ -285,8 +311,8 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
     return this.runtime.checkpointEvery;
   }
 
-  protected samplers(): Record<string, BatchSampler> {
-    return { train: this.trainSampler };
+  protected samplers(): Record<string, ResumableSampler> {
+    return { train: this.trainSource.sampler! };
   }
 
   protected restoreExtras(state: TrainCheckpointState, tensors: Map<string, SafetensorsTensor>): void {
@@ -327,7 +353,7 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
     const { auxiliaryWeight, gradClip } = this.config;
     const smoothing = { labelSmoothing: this.config.labelSmoothing };
     const result = tidy(() => {
-      const { x, labels } = datasetBatch(this.data.train, this.trainSampler.next(), this.augmentation, this.random);
+      const { x, labels, waitMs } = nextBatch(this.trainSource);
       this.model.zeroGrad();
       const { logits, logitsAux } = this.model.forward(x);
       const correct = countTopK(logits, labels, 1); // before backward frees the logits
@@ -338,7 +364,7 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
       backward(loss);
       clipGradNorm(this.model.parameters(), gradClip);
       this.sgd.step();
-      return { loss: loss.item(), correct, images: labels.length };
+      return { loss: loss.item(), correct, images: labels.length, waitMs };
     });
     const seconds = (performance.now() - started) / 1000;
     this.totals.loss_sum += result.loss * result.images;
@@ -348,18 +374,19 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
       type: 'step', epoch: this.epoch, step: this.step, global_step: this.globalStep, lr,
       loss: float32ForJson(result.loss), acc: result.correct / result.images,
       images_per_s: roundForLog(result.images / seconds, 4),
+      data_wait_ms: roundForLog(result.waitMs, 4),
     };
   }
 
   /** Loss and accuracies on the held-out validation split (null without one). */
   evaluateValid(): Evaluation | null {
     if (this.validIndices.length === 0) return null;
-    return evaluateNetwork(this.model, this.data.train, { batchSize: this.config.batchSize, indices: this.validIndices });
+    return evaluateNetwork(this.model, this.data.train, { batchSize: this.config.batchSize, indices: this.validIndices, pipeline: pipelineOptions(this.runtime) });
   }
 
   /** Loss and accuracies of the current model on the test split. */
   evaluateTest(): Evaluation {
-    return evaluateNetwork(this.model, this.data.test, { batchSize: this.config.batchSize });
+    return evaluateNetwork(this.model, this.data.test, { batchSize: this.config.batchSize, pipeline: pipelineOptions(this.runtime) });
   }
 
   protected endEpoch(lr: number, seconds: () => number): TrainEpochRecord {
@@ -400,7 +427,7 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
   private testFinalModel(): TrainTestRecord {
     const batchSize = this.config.batchSize;
     if (this.best === null) {
-      const result = evaluateNetwork(this.model, this.data.test, { batchSize });
+      const result = evaluateNetwork(this.model, this.data.test, { batchSize, pipeline: pipelineOptions(this.runtime) });
       return { type: 'test', ...roundEvaluation(result), model: 'last', epoch: this.config.epochs - 1 };
     }
     const path = join(this.directory, BEST_MODEL_FILE);
@@ -410,7 +437,7 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
       () => buildTrainNetwork(this.config.network, { ...trainNetworkOptions(this.config, train.channels, train.classes), auxiliary: false }),
       (network) => {
         loadModelWeights(network, tensors, path);
-        return evaluateNetwork(network, test, { batchSize });
+        return evaluateNetwork(network, test, { batchSize, pipeline: pipelineOptions(this.runtime) });
       },
     );
     return { type: 'test', ...roundEvaluation(result), model: 'best', epoch: this.best.epoch };
@@ -430,6 +457,12 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
       this.checkpoint(options.events);
     }
     return { ...outcome, test: this.finalTest, best: this.best };
+  }
+
+  /** Frees the model's tensors, closes the logs and the batch source. */
+  override dispose(): void {
+    super.dispose();
+    this.trainSource.close();
   }
 
   protected disposeTensors(): void {
