@@ -17,12 +17,36 @@
  * order (a permutation of 4) and its four factors (brightness, contrast, saturation, hue).
  */
 
-/** The part of a generator these transforms draw from (Random, or a scripted source in tests). */
+/**
+ * The draws these transforms make, at the level torchvision makes them (so a test can replay
+ * torch's own values): `randomDraws(random)` in runs, a scripted source in tests.
+ */
 export interface AugmentDraws {
-  /** Uniform in [0, 1). */
+  /** torch.rand(1): uniform in [0, 1). */
   uniform(): number;
-  /** Integer uniform in [0, n). */
+  /** torch.empty(1).uniform_(low, high).item(): a float32 value in [low, high). */
+  uniformRange(low: number, high: number): number;
+  /** torch.randint(0, n, (1,)): an integer in [0, n). */
   int(n: number): number;
+  /** torch.randperm(n). */
+  permutation(n: number): number[];
+}
+
+/** The draws of a seeded generator (float32 ranges as torch's uniform_, Fisher-Yates permutations). */
+export function randomDraws(random: { uniform(): number; int(n: number): number }): AugmentDraws {
+  return {
+    uniform: () => random.uniform(),
+    uniformRange: (low, high) => Math.fround(Math.fround(low) + Math.fround(Math.fround(high - low) * Math.fround(random.uniform()))),
+    int: (n) => random.int(n),
+    permutation: (n) => {
+      const order = Array.from({ length: n }, (_, i) => i);
+      for (let i = n - 1; i > 0; i--) {
+        const j = random.int(i + 1);
+        [order[i], order[j]] = [order[j], order[i]];
+      }
+      return order;
+    },
+  };
 }
 
 /** A crop box of an image: top row, left column, height, width (torchvision's i, j, h, w). */
@@ -46,11 +70,6 @@ export function roundHalfEven(x: number): number {
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-/** torch.empty(1).uniform_(low, high).item(): a float32 value low + (high - low) u. */
-function uniformFloat32(draws: AugmentDraws, low: number, high: number): number {
-  return Math.fround(Math.fround(low) + Math.fround(Math.fround(high - low) * Math.fround(draws.uniform())));
-}
-
 /**
  * RandomResizedCrop.get_params for an image of `width` x `height`: up to ten tries of a random
  * area fraction and log-uniform aspect ratio, else the centre crop clamped to the ratio range.
@@ -64,8 +83,8 @@ export function randomResizedCropBox(
   const logLow = Math.fround(Math.log(Math.fround(ratio[0])));
   const logHigh = Math.fround(Math.log(Math.fround(ratio[1])));
   for (let attempt = 0; attempt < 10; attempt++) {
-    const targetArea = area * uniformFloat32(draws, scale[0], scale[1]);
-    const aspectRatio = Math.fround(Math.exp(uniformFloat32(draws, logLow, logHigh)));
+    const targetArea = area * draws.uniformRange(scale[0], scale[1]);
+    const aspectRatio = Math.fround(Math.exp(draws.uniformRange(logLow, logHigh)));
     const w = roundHalfEven(Math.sqrt(targetArea * aspectRatio));
     const h = roundHalfEven(Math.sqrt(targetArea / aspectRatio));
     if (w > 0 && w <= width && h > 0 && h <= height) {
@@ -131,19 +150,15 @@ export interface JitterParams {
  * [max(0, 1 - x), 1 + x] (hue: [-x, x]), float32 as torch draws them.
  */
 export function drawJitter(draws: AugmentDraws, strength: readonly [number, number, number, number] = IMAGENET_JITTER): JitterParams {
-  const order = [0, 1, 2, 3];
-  for (let i = order.length - 1; i > 0; i--) {
-    const j = draws.int(i + 1);
-    [order[i], order[j]] = [order[j], order[i]];
-  }
+  const order = draws.permutation(4);
   const range = (x: number): [number, number] => [Math.max(0, 1 - x), 1 + x];
   const [b, c, s, h] = strength;
   return {
     order,
-    brightness: uniformFloat32(draws, ...range(b)),
-    contrast: uniformFloat32(draws, ...range(c)),
-    saturation: uniformFloat32(draws, ...range(s)),
-    hue: uniformFloat32(draws, -h, h),
+    brightness: draws.uniformRange(...range(b)),
+    contrast: draws.uniformRange(...range(c)),
+    saturation: draws.uniformRange(...range(s)),
+    hue: draws.uniformRange(-h, h),
   };
 }
 

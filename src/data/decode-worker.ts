@@ -16,7 +16,7 @@ import { parentPort } from 'node:worker_threads';
 
 import sharp from 'sharp';
 
-import { applyJitter, drawJitter, evaluationGeometry, normaliseInto, randomResizedCropBox } from './augment.js';
+import { applyJitter, drawJitter, evaluationGeometry, normaliseInto, randomDraws, randomResizedCropBox } from './augment.js';
 import { applyCutout, normalisationTable } from './batch.js';
 import { cropResized, openImage, resizedCrop, verifyImage } from './image-decode.js';
 import { keyedRandom } from './keyed-random.js';
@@ -65,7 +65,7 @@ async function processItem(job: DecodeJob, item: number): Promise<void> {
   let cutoutAt: [number, number] | null = null;
   if (job.mode === 'train') {
     const key = job.keys![item];
-    const random = keyedRandom(job.seed, job.stream, key[0], key[1]);
+    const random = randomDraws(keyedRandom(job.seed, job.stream, key[0], key[1]));
     const box = randomResizedCropBox(image.width, image.height, random);
     if (job.flip) flip = random.uniform() < 0.5;
     const jitter = job.jitter ? drawJitter(random, job.jitter) : null;

@@ -26,7 +26,7 @@ after(() => rmSync(root, { recursive: true, force: true }));
 /** Step, epoch and test records without timings and memory: what must not depend on interruptions. */
 function comparable(dir: string): unknown[] {
   return readLog(dir).filter((r) => r.type !== 'resume').map((r) => {
-    const { images_per_s: _rate, seconds: _seconds, peak_rss_mb: _rss, peak_tensor_mb: _tensor, ...rest } = r;
+    const { images_per_s: _rate, data_wait_ms: _wait, seconds: _seconds, peak_rss_mb: _rss, peak_tensor_mb: _tensor, ...rest } = r;
     return rest;
   });
 }
