@@ -90,6 +90,27 @@ export const CIFAR10_CLASS_NAMES: readonly string[] = [
   'airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck',
 ];
 
+/** CIFAR-100's fine classes, as its meta file lists them (used when the files come without it). */
+export const CIFAR100_CLASS_NAMES: readonly string[] = [
+  'apple', 'aquarium_fish', 'baby', 'bear', 'beaver', 'bed', 'bee', 'beetle', 'bicycle', 'bottle', 'bowl', 'boy', 'bridge', 'bus',
+  'butterfly', 'camel', 'can', 'castle', 'caterpillar', 'cattle', 'chair', 'chimpanzee', 'clock', 'cloud', 'cockroach', 'couch',
+  'crab', 'crocodile', 'cup', 'dinosaur', 'dolphin', 'elephant', 'flatfish', 'forest', 'fox', 'girl', 'hamster', 'house',
+  'kangaroo', 'keyboard', 'lamp', 'lawn_mower', 'leopard', 'lion', 'lizard', 'lobster', 'man', 'maple_tree', 'motorcycle',
+  'mountain', 'mouse', 'mushroom', 'oak_tree', 'orange', 'orchid', 'otter', 'palm_tree', 'pear', 'pickup_truck', 'pine_tree',
+  'plain', 'plate', 'poppy', 'porcupine', 'possum', 'rabbit', 'raccoon', 'ray', 'road', 'rocket', 'rose', 'sea', 'seal', 'shark',
+  'shrew', 'skunk', 'skyscraper', 'snail', 'snake', 'spider', 'squirrel', 'streetcar', 'sunflower', 'sweet_pepper', 'table',
+  'tank', 'telephone', 'television', 'tiger', 'tractor', 'train', 'trout', 'tulip', 'turtle', 'wardrobe', 'whale', 'willow_tree',
+  'wolf', 'woman', 'worm',
+];
+
+/**
+ * CIFAR-100's per-channel mean and population std over its 50,000 training images, [0, 1]
+ * units: the values in common use (the authors used CIFAR-10's for both; they are not
+ * recomputed here, as no copy of CIFAR-100 is on this machine).
+ */
+export const CIFAR100_MEAN: readonly number[] = [0.50707516, 0.48654887, 0.44091784];
+export const CIFAR100_STD: readonly number[] = [0.26733429, 0.25643846, 0.27615047];
+
 /** The authors' constants (utils.py, `_data_transforms_cifar10`). */
 export const CIFAR10_MEAN: readonly number[] = [0.49139968, 0.48215827, 0.44653124];
 export const CIFAR10_STD: readonly number[] = [0.24703233, 0.24348505, 0.26158768];

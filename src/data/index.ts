@@ -6,6 +6,7 @@
 export * from './dataset.js';
 export * from './idx.js';
 export * from './cifar.js';
+export * from './pickle.js';
 export * from './load.js';
 export * from './split.js';
 export * from './sampler.js';

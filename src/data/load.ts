@@ -9,18 +9,21 @@ import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 
 import {
-  CIFAR10_CHANNELS, CIFAR10_CLASSES, CIFAR10_IMAGE_BYTES, CIFAR10_SIZE, CIFAR10_TEST_FILES, CIFAR10_TRAIN_FILES,
-  cifarRecordCount, decodeCifarBatch,
+  CIFAR10_CHANNELS, CIFAR10_CLASSES, CIFAR10_IMAGE_BYTES, CIFAR10_PYTHON_TEST_FILES, CIFAR10_PYTHON_TRAIN_FILES, CIFAR10_SIZE,
+  CIFAR10_TEST_FILES, CIFAR10_TRAIN_FILES, CIFAR100_CLASSES, CIFAR100_PYTHON_TEST_FILES, CIFAR100_PYTHON_TRAIN_FILES,
+  CIFAR100_TEST_FILES, CIFAR100_TRAIN_FILES, cifar100RecordCount, cifarBatchFromPickle, cifarClassNamesFromPickle,
+  cifarRecordCount, decodeCifar100Batch, decodeCifarBatch,
 } from './cifar.js';
+import { readPickle } from './pickle.js';
 import {
-  CIFAR10_CLASS_NAMES, CIFAR10_MEAN, CIFAR10_STD, type Dataset, FASHION_MNIST_CLASS_NAMES, FASHION_MNIST_MEAN,
+  CIFAR10_CLASS_NAMES, CIFAR10_MEAN, CIFAR10_STD, CIFAR100_CLASS_NAMES, CIFAR100_MEAN, CIFAR100_STD, type Dataset, FASHION_MNIST_CLASS_NAMES, FASHION_MNIST_MEAN,
   FASHION_MNIST_PADDING, FASHION_MNIST_RAW_SIZE, FASHION_MNIST_SIZE, FASHION_MNIST_STD, type ImageDataset, padImages, type Split,
 } from './dataset.js';
 import { decodeIdx, decodeIdxImages, decodeIdxLabels, type IdxArray } from './idx.js';
 import { loadImageFolder } from './image-folder.js';
 
 /** Names `loadDataset` accepts; `fashion-mnist-bundled` is the CLI's default. */
-export const DATASET_NAMES = ['fashion-mnist-bundled', 'fashion-mnist', 'cifar10', 'imagefolder', 'imagenet'] as const;
+export const DATASET_NAMES = ['fashion-mnist-bundled', 'fashion-mnist', 'cifar10', 'cifar100', 'imagefolder', 'imagenet'] as const;
 export type DatasetName = (typeof DATASET_NAMES)[number];
 /** The datasets whose pixels are loaded into memory whole. */
 export type InMemoryDatasetName = Exclude<DatasetName, 'imagefolder' | 'imagenet'>;
@@ -108,32 +111,104 @@ export function loadFashionMnistFrom(dir: string, split: Split, name = 'fashion-
   };
 }
 
-const CIFAR_FILES_HINT = 'data_batch_1.bin .. data_batch_5.bin and test_batch.bin, the "CIFAR-10 binary version" from https://www.cs.toronto.edu/~kriz/cifar.html';
+const CIFAR_FILES_HINT = 'data_batch_1.bin .. data_batch_5.bin and test_batch.bin (the "binary version"), or cifar-10-batches-py/data_batch_1 .. data_batch_5 and test_batch (the "python version"), from https://www.cs.toronto.edu/~kriz/cifar.html';
+const CIFAR100_FILES_HINT = 'train.bin and test.bin (the "binary version", cifar-100-binary/), or cifar-100-python/train and test (the "python version"), from https://www.cs.toronto.edu/~kriz/cifar.html';
 
-/**
- * Loads one split of CIFAR-10 from its binary batches in `dir` (or in
- * `dir/cifar-10-batches-bin`, as the archive unpacks), batches concatenated in file order.
- */
-export function loadCifar10From(dir: string, split: Split): Dataset {
-  const fileNames = split === 'train' ? CIFAR10_TRAIN_FILES : CIFAR10_TEST_FILES;
-  const unpacked = join(dir, 'cifar-10-batches-bin');
-  const base = !existsSync(join(dir, fileNames[0])) && existsSync(join(unpacked, fileNames[0])) ? unpacked : dir;
-  const contents = fileNames.map((file) => {
-    const path = join(base, file);
-    if (!existsSync(path)) throw new Error(`cifar10: ${path} not found: pass --data DIR (dataDir) holding ${CIFAR_FILES_HINT}`);
+/** The folder among `candidates` that holds `file`, or null. */
+function folderWith(candidates: readonly string[], file: string): string | null {
+  return candidates.find((dir) => existsSync(join(dir, file))) ?? null;
+}
+
+function readAll(dir: string, files: readonly string[], dataset: string, hint: string): Uint8Array[] {
+  return files.map((file) => {
+    const path = join(dir, file);
+    if (!existsSync(path)) throw new Error(`${dataset}: ${path} not found: pass --data DIR (dataDir) holding ${hint}`);
     return new Uint8Array(readFileSync(path));
   });
-  const count = contents.reduce((sum, bytes, i) => sum + cifarRecordCount(bytes.length, fileNames[i]), 0);
+}
+
+/** Concatenates unpickled batches (python version) in file order. */
+function fromPickles(
+  dir: string, files: readonly string[], labelKey: 'labels' | 'fine_labels', classes: number, dataset: string, hint: string,
+): { images: Uint8Array; labels: Int32Array; count: number } {
+  const batches = readAll(dir, files, dataset, hint).map((bytes, i) => cifarBatchFromPickle(readPickle(bytes, files[i]), files[i], labelKey, classes));
+  const count = batches.reduce((sum, b) => sum + b.labels.length, 0);
   const images = new Uint8Array(count * CIFAR10_IMAGE_BYTES);
   const labels = new Int32Array(count);
   let first = 0;
-  contents.forEach((bytes, i) => { first += decodeCifarBatch(bytes, fileNames[i], images, labels, first); });
+  for (const batch of batches) {
+    images.set(batch.images, first * CIFAR10_IMAGE_BYTES);
+    labels.set(batch.labels, first);
+    first += batch.labels.length;
+  }
+  return { images, labels, count };
+}
+
+function cifarDataset(name: string, split: Split, parts: { images: Uint8Array; labels: Int32Array; count: number }, classes: number,
+  classNames: readonly string[], mean: readonly number[], std: readonly number[]): Dataset {
   return {
-    name: 'cifar10', split, images, labels, count,
-    channels: CIFAR10_CHANNELS, height: CIFAR10_SIZE, width: CIFAR10_SIZE,
-    classes: CIFAR10_CLASSES, classNames: CIFAR10_CLASS_NAMES,
-    mean: CIFAR10_MEAN, std: CIFAR10_STD,
+    name, split, images: parts.images, labels: parts.labels, count: parts.count,
+    channels: CIFAR10_CHANNELS, height: CIFAR10_SIZE, width: CIFAR10_SIZE, classes, classNames, mean, std,
   };
+}
+
+/**
+ * Loads one split of CIFAR-10 from `dir`: the binary batches (in `dir` or
+ * `dir/cifar-10-batches-bin`, as the archive unpacks), else the python version (in `dir` or
+ * `dir/cifar-10-batches-py`); batches concatenated in file order.
+ */
+export function loadCifar10From(dir: string, split: Split): Dataset {
+  const binary = folderWith([dir, join(dir, 'cifar-10-batches-bin')], CIFAR10_TRAIN_FILES[0]);
+  const python = folderWith([dir, join(dir, 'cifar-10-batches-py')], CIFAR10_PYTHON_TRAIN_FILES[0]);
+  if (binary !== null || python === null) {
+    const base = binary ?? dir;
+    const fileNames = split === 'train' ? CIFAR10_TRAIN_FILES : CIFAR10_TEST_FILES;
+    const contents = readAll(base, fileNames, 'cifar10', CIFAR_FILES_HINT);
+    const count = contents.reduce((sum, bytes, i) => sum + cifarRecordCount(bytes.length, fileNames[i]), 0);
+    const images = new Uint8Array(count * CIFAR10_IMAGE_BYTES);
+    const labels = new Int32Array(count);
+    let first = 0;
+    contents.forEach((bytes, i) => { first += decodeCifarBatch(bytes, fileNames[i], images, labels, first); });
+    return cifarDataset('cifar10', split, { images, labels, count }, CIFAR10_CLASSES, CIFAR10_CLASS_NAMES, CIFAR10_MEAN, CIFAR10_STD);
+  }
+  const files = split === 'train' ? CIFAR10_PYTHON_TRAIN_FILES : CIFAR10_PYTHON_TEST_FILES;
+  const parts = fromPickles(python, files, 'labels', CIFAR10_CLASSES, 'cifar10', CIFAR_FILES_HINT);
+  const names = metaNames(join(python, 'batches.meta'), 'label_names', CIFAR10_CLASSES) ?? CIFAR10_CLASS_NAMES;
+  return cifarDataset('cifar10', split, parts, CIFAR10_CLASSES, names, CIFAR10_MEAN, CIFAR10_STD);
+}
+
+/** Class names from a pickled meta file when it is there and readable. */
+function metaNames(path: string, key: 'label_names' | 'fine_label_names', classes: number): string[] | null {
+  if (!existsSync(path)) return null;
+  return cifarClassNamesFromPickle(readPickle(new Uint8Array(readFileSync(path)), basename(path)), key, classes);
+}
+
+/**
+ * Loads one split of CIFAR-100 (fine labels, the authors' --set cifar100) from `dir`: the
+ * binary version (in `dir` or `dir/cifar-100-binary`), else the python version (in `dir` or
+ * `dir/cifar-100-python`).
+ */
+export function loadCifar100From(dir: string, split: Split): Dataset {
+  const binary = folderWith([dir, join(dir, 'cifar-100-binary')], CIFAR100_TRAIN_FILES[0]);
+  const python = folderWith([dir, join(dir, 'cifar-100-python')], CIFAR100_PYTHON_TRAIN_FILES[0]);
+  if (binary !== null || python === null) {
+    const base = binary ?? dir;
+    const fileNames = split === 'train' ? CIFAR100_TRAIN_FILES : CIFAR100_TEST_FILES;
+    const contents = readAll(base, fileNames, 'cifar100', CIFAR100_FILES_HINT);
+    const count = contents.reduce((sum, bytes, i) => sum + cifar100RecordCount(bytes.length, fileNames[i]), 0);
+    const images = new Uint8Array(count * CIFAR10_IMAGE_BYTES);
+    const labels = new Int32Array(count);
+    let first = 0;
+    contents.forEach((bytes, i) => { first += decodeCifar100Batch(bytes, fileNames[i], images, labels, first); });
+    const namesFile = join(base, 'fine_label_names.txt');
+    const listed = existsSync(namesFile) ? readFileSync(namesFile, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '') : [];
+    const names = listed.length === CIFAR100_CLASSES ? listed : CIFAR100_CLASS_NAMES;
+    return cifarDataset('cifar100', split, { images, labels, count }, CIFAR100_CLASSES, names, CIFAR100_MEAN, CIFAR100_STD);
+  }
+  const files = split === 'train' ? CIFAR100_PYTHON_TRAIN_FILES : CIFAR100_PYTHON_TEST_FILES;
+  const parts = fromPickles(python, files, 'fine_labels', CIFAR100_CLASSES, 'cifar100', CIFAR100_FILES_HINT);
+  const names = metaNames(join(python, 'meta'), 'fine_label_names', CIFAR100_CLASSES) ?? CIFAR100_CLASS_NAMES;
+  return cifarDataset('cifar100', split, parts, CIFAR100_CLASSES, names, CIFAR100_MEAN, CIFAR100_STD);
 }
 
 /**
@@ -175,6 +250,9 @@ export function loadDataset(options: LoadDatasetOptions): ImageDataset {
     case 'cifar10':
       if (dataDir === undefined) throw new Error(`cifar10: no data directory: pass --data DIR (dataDir) holding ${CIFAR_FILES_HINT}`);
       return loadCifar10From(dataDir, split);
+    case 'cifar100':
+      if (dataDir === undefined) throw new Error(`cifar100: no data directory: pass --data DIR (dataDir) holding ${CIFAR100_FILES_HINT}`);
+      return loadCifar100From(dataDir, split);
     case 'imagefolder':
     case 'imagenet':
       if (dataDir === undefined) {
