@@ -19,6 +19,8 @@ interface InfoOptions {
   initChannels?: number;
   layers?: number;
   nodes?: number;
+  data?: string;
+  imageSize?: number;
   json?: boolean;
 }
 
@@ -39,7 +41,9 @@ export function infoCommand(): Command {
   return new Command('info')
     .description('parameters (auxiliary head excluded) and multiply-adds of the network built from a genotype')
     .requiredOption('--genotype <spec>', 'published name (PC_DARTS_cifar, ...), genotype file (.json or Python form) or run directory')
-    .addOption(new Option('--dataset <name>', 'network and input: cifar10 (32x32, 3 channels), imagenet (224x224, 1000 classes), fashion-mnist (32x32, 1 channel) (default: a run directory\'s network and images, else cifar10)').choices([...INFO_DATASET_NAMES]))
+    .addOption(new Option('--dataset <name>', 'network and input: cifar10 (32x32, 3 channels), cifar100 (100 classes), imagenet (224x224, 1000 classes), imagefolder (--data DIR: its classes, --image-size), fashion-mnist (32x32, 1 channel) (default: a run directory\'s network and images, else cifar10)').choices([...INFO_DATASET_NAMES]))
+    .addOption(new Option('--data <dir>', 'imagefolder / imagenet: the folder (DIR/train/<class>/...) whose classes the network predicts'))
+    .addOption(new Option('--image-size <n>', 'imagefolder / imagenet: input side (default: 224; the ImageNet network from 128 on, else the CIFAR one)').argParser(parseInteger))
     .addOption(new Option('--network <kind>', 'the authors\' NetworkCIFAR or NetworkImageNet (default: the dataset\'s, or the run\'s)').choices([...NETWORK_KINDS]))
     .addOption(new Option('--init-channels <n>', 'initial channels C (default: a train run\'s, else 36; 48 for the ImageNet network)').argParser(parseInteger))
     .addOption(new Option('--layers <n>', 'cells (default: a train run\'s, else 20; 14 for the ImageNet network)').argParser(parseInteger))
@@ -58,7 +62,7 @@ function runInfoCommand(options: InfoOptions): number {
     const info = networkInfo({
       ...fromRun, genotype, dataset: options.dataset,
       ...Object.fromEntries(Object.entries({ network: options.network, initChannels: options.initChannels, layers: options.layers }).filter(([, v]) => v !== undefined)),
-      nodes: options.nodes,
+      nodes: options.nodes, data: options.data, imageSize: options.imageSize,
     });
     process.stdout.write(options.json ? `${JSON.stringify({ genotype: options.genotype, ...info })}\n` : formatNetworkInfo(options.genotype, info));
     return 0;

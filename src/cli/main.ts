@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `pcdarts` command: one subcommand per file of this folder (search, train, test, info,
- * visualize, report). Exit statuses: 0 success, 1 unexpected failure, 2 bad input (unknown
+ * visualize, report, prepare). Exit statuses: 0 success, 1 unexpected failure, 2 bad input (unknown
  * flag, bad value, unusable data, genotype, checkpoint or directory), 130 / 143 stopped by
  * SIGINT / SIGTERM after writing a checkpoint.
  */
@@ -9,6 +9,7 @@ import { Command, CommanderError } from 'commander';
 
 import { exportCommand } from './export.js';
 import { infoCommand } from './info.js';
+import { prepareCommand } from './prepare.js';
 import { registerReportCommand } from './report.js';
 import { searchCommand } from './search.js';
 import { testCommand } from './test.js';
@@ -37,6 +38,7 @@ export function program(): Command {
   root.addCommand(configure(testCommand()));
   root.addCommand(configure(infoCommand()));
   root.addCommand(configure(exportCommand()));
+  root.addCommand(configure(prepareCommand()));
   configure(registerVisualizeCommand(root));
   configure(registerReportCommand(root));
   return root;

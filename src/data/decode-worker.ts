@@ -19,6 +19,7 @@ import sharp from 'sharp';
 import { applyJitter, drawJitter, evaluationGeometry, normaliseInto, randomDraws, randomResizedCropBox } from './augment.js';
 import { applyCutout, normalisationTable } from './batch.js';
 import { cropResized, openImage, resizedCrop, verifyImage } from './image-decode.js';
+import { prepareImage } from './prepare-image.js';
 import { keyedRandom } from './keyed-random.js';
 import { CONTROL_MESSAGE_OFFSET, type DecodeJob } from './pipeline-protocol.js';
 
@@ -58,6 +59,10 @@ async function processItem(job: DecodeJob, item: number): Promise<void> {
     await verifyImage(bytes);
     return;
   }
+  if (job.mode === 'prepare') {
+    Atomics.store(new Int32Array(job.status!), item, await prepareImage(bytes, job.files[item], job.outRoot!, job.size, job.quality ?? 90));
+    return;
+  }
   const image = await openImage(bytes);
   const size = job.size;
   let rgb: Uint8Array;
@@ -85,13 +90,13 @@ async function runJob(job: DecodeJob): Promise<void> {
   const control = new Int32Array(job.control);
   const count = job.files.length;
   for (;;) {
-    if (Atomics.load(control, 2) !== 0 && job.mode !== 'verify') break; // the batch failed: stop early
+    if (Atomics.load(control, 2) !== 0 && job.mode !== 'verify' && job.mode !== 'prepare') break; // the batch failed: stop early
     const item = Atomics.add(control, 0, 1);
     if (item >= count) break;
     try {
       await processItem(job, item);
     } catch (error) {
-      if (job.mode === 'verify') {
+      if (job.mode === 'verify' || job.mode === 'prepare') {
         Atomics.store(new Int32Array(job.status!), item, 1);
       }
       reportError(control, item, error instanceof Error ? error.message : String(error));

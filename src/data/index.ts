@@ -17,3 +17,4 @@ export * from './augment.js';
 export * from './image-folder.js';
 export * from './image-decode.js';
 export * from './pipeline.js';
+export * from './prepare.js';

@@ -9,8 +9,11 @@ export const CONTROL_MESSAGE_OFFSET = 32;
 export const CONTROL_BYTES = CONTROL_MESSAGE_OFFSET + 1024;
 
 export interface DecodeJob {
-  /** 'train': random resized crop (+ flip, + jitter); 'eval': resize + centre crop; 'verify': decode only. */
-  readonly mode: 'train' | 'eval' | 'verify';
+  /**
+   * 'train': random resized crop (+ flip, + jitter); 'eval': resize + centre crop; 'verify':
+   * decode only; 'prepare': write a copy with the short side reduced to `size` (prepare.ts).
+   */
+  readonly mode: 'train' | 'eval' | 'verify' | 'prepare';
   /** Absolute split folder. */
   readonly root: string;
   /** The items, relative to root. */
@@ -33,6 +36,9 @@ export interface DecodeJob {
   readonly control: SharedArrayBuffer;
   /** 'train' / 'eval': float32 pixels, items.length x 3 x size x size. */
   readonly pixels?: SharedArrayBuffer;
-  /** 'verify': Int32 per item, set to 1 when it fails. */
+  /** 'verify' / 'prepare': Int32 per item: 1 failed; 'prepare': 2 copied as it was, 3 resized, 4 already there. */
   readonly status?: SharedArrayBuffer;
+  /** 'prepare': the output folder (same relative paths) and the JPEG / WebP quality. */
+  readonly outRoot?: string;
+  readonly quality?: number;
 }

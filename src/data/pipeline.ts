@@ -84,7 +84,7 @@ export function defaultDecodeWorkers(): number {
 function jobError(control: Int32Array, dataset: ImageFolderDataset, files: readonly string[]): Error {
   const length = control[4];
   const message = new TextDecoder().decode(new Uint8Array(control.buffer, CONTROL_MESSAGE_OFFSET, length).slice());
-  return new Error(`${dataset.root}/${files[control[3]]}: cannot decode: ${message}: expected a ${'readable'} .jpg .jpeg .png .webp .bmp .tif image (--skip-bad-images leaves such files out)`);
+  return new Error(`${dataset.root}/${files[control[3]]}: cannot decode: ${message}: ${BAD_IMAGE_HINT}`);
 }
 
 /** Blocks until `count` items of the job are finished or it failed; returns false on failure. */
@@ -113,21 +113,25 @@ export interface VerifyResult {
   readonly firstError: string | null;
 }
 
-/** Decodes every item of `indices` (default: all) in the decode workers; synchronous. */
-export function verifyImages(dataset: ImageFolderDataset, options: PipelineOptions = {}, indices?: ArrayLike<number>): VerifyResult {
-  const items = indices === undefined ? dataset.files : Array.from(indices, (i) => dataset.files[i]);
-  if (items.length === 0) return { bad: [], firstError: null };
+/**
+ * Runs a per-file job ('verify' or 'prepare') over `files` (relative to `root`) in the decode
+ * workers and waits for every file (a failure does not stop the others); synchronous.
+ * Returns each file's status (0 ok, 1 failed, prepare's codes otherwise) and the first failure.
+ */
+export function runFileJob(
+  mode: 'verify' | 'prepare', root: string, files: readonly string[], options: PipelineOptions & { outRoot?: string; size?: number; quality?: number } = {},
+): { status: Int32Array; firstError: { file: string; message: string } | null } {
+  const status = new Int32Array(new SharedArrayBuffer(4 * Math.max(1, files.length))).subarray(0, files.length);
+  if (files.length === 0) return { status, firstError: null };
   const pool = decodePool(options.workers ?? defaultDecodeWorkers());
   const control = new Int32Array(new SharedArrayBuffer(CONTROL_BYTES));
-  const status = new Int32Array(new SharedArrayBuffer(4 * items.length));
   pool.submit({
-    mode: 'verify', root: dataset.root, files: items, size: 0, mean: [], std: [], seed: 0, stream: 0, flip: false, jitter: null, cutout: 0,
-    control: control.buffer as SharedArrayBuffer, status: status.buffer as SharedArrayBuffer,
+    mode, root, files, size: options.size ?? 0, mean: [], std: [], seed: 0, stream: 0, flip: false, jitter: null, cutout: 0,
+    control: control.buffer as SharedArrayBuffer, status: status.buffer as SharedArrayBuffer, outRoot: options.outRoot, quality: options.quality,
   });
-  // Failures do not stop a verification: wait for every item.
   let last = Atomics.load(control, 1);
   let lastProgress = performance.now();
-  while (last < items.length) {
+  while (last < files.length) {
     Atomics.wait(control, 1, last, 1000);
     const now = Atomics.load(control, 1);
     if (now !== last) {
@@ -137,10 +141,24 @@ export function verifyImages(dataset: ImageFolderDataset, options: PipelineOptio
       throw new Error(`the image decode pipeline made no progress for ${STALL_MS / 1000} s (a decode worker died?)`);
     }
   }
+  if (Atomics.load(control, 2) !== 2) return { status, firstError: null };
+  const message = new TextDecoder().decode(new Uint8Array(control.buffer, CONTROL_MESSAGE_OFFSET, control[4]).slice());
+  return { status, firstError: { file: files[control[3]], message } };
+}
+
+/** Decodes every item of `indices` (default: all) in the decode workers; synchronous. */
+export function verifyImages(dataset: ImageFolderDataset, options: PipelineOptions = {}, indices?: ArrayLike<number>): VerifyResult {
+  const items = indices === undefined ? dataset.files : Array.from(indices, (i) => dataset.files[i]);
+  const { status, firstError } = runFileJob('verify', dataset.root, items, options);
   const bad: number[] = [];
   for (let i = 0; i < items.length; i++) if (status[i] !== 0) bad.push(indices === undefined ? i : indices[i]);
-  return { bad, firstError: bad.length === 0 ? null : jobError(control, dataset, items).message };
+  return {
+    bad,
+    firstError: firstError === null ? null : `${dataset.root}/${firstError.file}: cannot decode: ${firstError.message}: ${BAD_IMAGE_HINT}`,
+  };
 }
+
+const BAD_IMAGE_HINT = 'expected a readable .jpg .jpeg .png .webp .bmp .tif image (--skip-bad-images leaves such files out)';
 
 /** How a folder source transforms its items. */
 export type FolderTransform =

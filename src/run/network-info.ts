@@ -5,8 +5,11 @@
 import { type Genotype, genotypeSteps, validateGenotype } from '../darts/genotype.js';
 import { evalNetworkComplexity } from '../eval/complexity.js';
 import { defaultRandom } from '../tensor/random.js';
+import { join, resolve } from 'node:path';
+
+import { scanClassNames } from '../data/index.js';
 import { asInputErrors, RunInputError } from './errors.js';
-import { NETWORK_KINDS, type NetworkKind } from './network-kind.js';
+import { defaultNetworkKind, NETWORK_KINDS, type NetworkKind } from './network-kind.js';
 import { isRunDirectory, readRunConfig } from './run-dir.js';
 import { checkGenotypeNodes } from './train-settings.js';
 import { flagName } from './settings.js';
@@ -15,7 +18,7 @@ import { flagName } from './settings.js';
 // Network facts (pcdarts info)
 
 /** Datasets whose network `networkInfo` can describe: the training datasets and ImageNet (mobile setting). */
-export const INFO_DATASET_NAMES = ['cifar10', 'imagenet', 'fashion-mnist', 'fashion-mnist-bundled'] as const;
+export const INFO_DATASET_NAMES = ['cifar10', 'cifar100', 'imagenet', 'imagefolder', 'fashion-mnist', 'fashion-mnist-bundled'] as const;
 export type InfoDatasetName = (typeof INFO_DATASET_NAMES)[number];
 
 export interface NetworkInfoOptions {
@@ -36,6 +39,10 @@ export interface NetworkInfoOptions {
   inputSize?: number;
   /** The dataset name to report when the shape comes from elsewhere (a run directory); default: `dataset`. */
   datasetName?: string;
+  /** imagefolder (required) / imagenet (optional): the folder whose DIR/train class folders give the classes. */
+  data?: string;
+  /** imagefolder / imagenet: the input side (default 224); its default network follows defaultNetworkKind. */
+  imageSize?: number;
 }
 
 /** The network C and L defaults of each network kind (spec section 7). */
@@ -86,14 +93,28 @@ const INFO_NETWORKS: Record<InfoDatasetName, { network: 'cifar' | 'imagenet'; cl
   'cifar10': { network: 'cifar', classes: 10, inChannels: 3, inputSize: 32, channels: 36, layers: 20 },
   'fashion-mnist': { network: 'cifar', classes: 10, inChannels: 1, inputSize: 32, channels: 36, layers: 20 },
   'fashion-mnist-bundled': { network: 'cifar', classes: 10, inChannels: 1, inputSize: 32, channels: 36, layers: 20 },
+  'cifar100': { network: 'cifar', classes: 100, inChannels: 3, inputSize: 32, channels: 36, layers: 20 },
   'imagenet': { network: 'imagenet', classes: 1000, inChannels: 3, inputSize: 224, channels: 48, layers: 14 },
+  'imagefolder': { network: 'imagenet', classes: 0, inChannels: 3, inputSize: 224, channels: 48, layers: 14 },
 };
+
+/** The shape of an image folder's network: its classes from DIR/train, the input side from --image-size. */
+function folderShape(dataset: 'imagenet' | 'imagefolder', data: string | undefined, imageSize: number | undefined): typeof INFO_NETWORKS['imagenet'] {
+  const size = imageSize ?? 224;
+  if (!(Number.isInteger(size) && size >= 8)) throw new RunInputError(`--image-size: expected an integer >= 8, got ${size}`);
+  if (data === undefined && dataset === 'imagefolder') throw new RunInputError('imagefolder: no data directory: pass --data DIR holding DIR/train/<class>/<image> (its class folders are the classes)');
+  const classes = data === undefined ? 1000 : asInputErrors(() => scanClassNames(join(resolve(data), 'train'))).length;
+  const network = defaultNetworkKind(dataset, size);
+  return { network, classes, inChannels: 3, inputSize: size, ...NETWORK_DEFAULTS[network] };
+}
 
 /** Parameters and mult-adds of the evaluation network of a genotype (spec section 7's table). */
 export function networkInfo(options: NetworkInfoOptions): NetworkInfo {
   const dataset = options.dataset ?? 'cifar10';
-  const datasetShape = INFO_NETWORKS[dataset];
-  if (datasetShape === undefined) throw new RunInputError(`--dataset: expected one of ${INFO_DATASET_NAMES.join(', ')}, got ${JSON.stringify(dataset)}`);
+  if (INFO_NETWORKS[dataset] === undefined) throw new RunInputError(`--dataset: expected one of ${INFO_DATASET_NAMES.join(', ')}, got ${JSON.stringify(dataset)}`);
+  const folder = dataset === 'imagefolder' || (dataset === 'imagenet' && (options.data !== undefined || options.imageSize !== undefined));
+  const datasetShape = folder && options.classes === undefined
+    ? folderShape(dataset as 'imagenet' | 'imagefolder', options.data, options.imageSize) : INFO_NETWORKS[dataset];
   const network = options.network ?? datasetShape.network;
   if (!(NETWORK_KINDS as readonly string[]).includes(network)) throw new RunInputError(`--network: expected one of ${NETWORK_KINDS.join(', ')}, got ${JSON.stringify(network)}`);
   const shape = {

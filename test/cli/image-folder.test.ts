@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
+import { loadImageFolder, openImage } from '../../src/data/index.js';
 import { encodeVariant, makeImageFolder, pattern } from '../data/image-fixture.js';
 import { assertBadInput, killMidEpochAndResume, pcdarts, readLog } from './process.js';
 
@@ -80,6 +81,49 @@ describe('search, train and test on an image folder', () => {
     const json = JSON.parse(tested.stdout) as { top1: number; images: number; dataset: string };
     assert.deepEqual([json.images, json.dataset], [9, 'imagefolder']);
     assert.equal(Math.round(json.top1 * 1e8) / 1e8, test.top1);
+  });
+});
+
+describe('pcdarts prepare and pcdarts info on an image folder', () => {
+  it('writes an upright copy with the short side reduced, the same relative paths, and continues an interrupted one', async () => {
+    const out = join(root, 'prepared');
+    const result = await pcdarts('prepare', DATA, '--out', out, '--short-side', '24', '--data-workers', '2');
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^prepared 33 images in .* s: \d+ resized to short side 24, \d+ copied as they were; \d+ other files not copied\nnext: pcdarts search --dataset imagefolder --data .*prepared --image-size 16\n$/);
+    const original = loadImageFolder({ name: 'imagefolder', dir: DATA, split: 'train', imageSize: 16 });
+    const copy = loadImageFolder({ name: 'imagefolder', dir: out, split: 'train', imageSize: 16 });
+    assert.deepEqual([copy.files, Array.from(copy.labels), copy.classNames], [original.files, Array.from(original.labels), original.classNames]);
+    for (const [i, file] of copy.files.entries()) {
+      const before = await openImage(readFileSync(join(original.root, file)));
+      const after = await openImage(readFileSync(join(copy.root, file)));
+      const short = Math.min(before.width, before.height);
+      assert.equal(Math.min(after.width, after.height), Math.min(24, short), file);
+      // Upright and in proportion (EXIF orientation applied before resizing).
+      assert.ok(Math.abs(after.width / after.height - before.width / before.height) < 0.1, `${file} (${i}): ${before.width}x${before.height} -> ${after.width}x${after.height}`);
+    }
+    const manifest = JSON.parse(readFileSync(join(out, 'prepare.json'), 'utf8')) as { images: number; finished: boolean };
+    assert.deepEqual([manifest.images, manifest.finished], [33, true]);
+    rmSync(join(copy.root, copy.files[0]));
+    const again = await pcdarts('prepare', DATA, '--out', out, '--short-side', '24');
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /, 32 done before;/);
+    assertBadInput(await pcdarts('prepare', DATA, '--out', out, '--short-side', '32'), /^pcdarts prepare: --out .*prepared holds a prepare of .*photos at short side 24/);
+    assertBadInput(await pcdarts('prepare', DATA, '--out', join(DATA, 'inside'), '--short-side', '32'), /--out .*photos\/inside is inside the source folder/);
+    assertBadInput(await pcdarts('prepare', DATA, '--out', join(DATA, 'train'), '--short-side', '32'), /is inside the source folder/);
+    assertBadInput(await pcdarts('prepare', join(root, 'nowhere'), '--out', join(root, 'p2'), '--short-side', '32'), /nowhere: no such directory/);
+    assertBadInput(await pcdarts('prepare', DATA, '--out', join(root, 'p3'), '--short-side', '4'), /--short-side: expected an integer >= 8/);
+    assertBadInput(await pcdarts('prepare', DATA, '--short-side', '32'), /--out DIR is required/);
+    assert.ok(!existsSync(join(root, 'p2')) && !existsSync(join(root, 'p3')));
+  });
+
+  it('info counts the folder\'s classes and picks the network by --image-size', async () => {
+    const small = await pcdarts('info', '--genotype', 'PC_DARTS_cifar', '--dataset', 'imagefolder', '--data', DATA, '--image-size', '32', '--json');
+    assert.equal(small.code, 0, small.stderr);
+    const info = JSON.parse(small.stdout) as { classes: number; input_size: number; network: string };
+    assert.deepEqual([info.classes, info.input_size, info.network], [3, 32, 'cifar']);
+    const large = JSON.parse((await pcdarts('info', '--genotype', 'PC_DARTS_image', '--dataset', 'imagefolder', '--data', DATA, '--json')).stdout) as typeof info;
+    assert.deepEqual([large.classes, large.input_size, large.network], [3, 224, 'imagenet']);
+    assertBadInput(await pcdarts('info', '--genotype', 'PC_DARTS_image', '--dataset', 'imagefolder'), /imagefolder: no data directory/);
   });
 });
 
