@@ -8,6 +8,7 @@
 import type { BenchmarkModule } from './harness.js';
 
 const benchmarks: Record<string, () => Promise<BenchmarkModule>> = {
+  data: () => import('./data.js'),
   ops: () => import('./ops.js'),
   search: () => import('./search.js'),
   train: () => import('./train.js'),
