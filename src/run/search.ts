@@ -464,7 +464,8 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
     if (halves.record !== null) runDir.writeText(SEARCH_SUBSET_FILE, formatSubsetRecord(halves.record));
     const run = new SearchRun(runDir, config, runtime, dataset, halves);
     run.continueFrom(checkpoint);
-    if (!run.finished) run.logDataset();
+    // The creation's 'data' record precedes every checkpoint; without one the log starts over.
+    if (!run.finished && checkpoint === null) run.logDataset();
     return run;
   }
 

@@ -284,7 +284,8 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
     }
     const run = new TrainRun(RunDirectory.open(options.dir, 'train'), config, runtime, data, initialWeights);
     run.continueFrom(checkpoint);
-    if (!run.finished) run.logDatasets();
+    // The creation's 'data' record precedes every checkpoint; without one the log starts over.
+    if (!run.finished && checkpoint === null) run.logDatasets();
     return run;
   }
 
