@@ -55,7 +55,7 @@ describe('search settings', () => {
       network: 'cifar', dataset: 'fashion-mnist-bundled', data: null, batchSize: 256, lr: 0.1, lrMin: 0, momentum: 0.9,
       weightDecay: 3e-4, archLr: 6e-4, archWeightDecay: 1e-3, archGradClip: null, epochs: 50, lrWarmupEpochs: 0,
       warmupEpochs: 15, initChannels: 16, layers: 8, nodes: 4, k: 4, edgeNorm: true, trainPortion: 0.5, searchSubset: null,
-      searchSubsetFrom: null, gradClip: 5, seed: 2, limitTrain: null,
+      searchSubsetFrom: null, gradClip: 5, seed: 2, limitTrain: null, imageSize: 224, skipBadImages: false,
     });
   });
 

@@ -74,6 +74,7 @@ describe('train settings', () => {
       lrWarmupEpochs: 0, momentum: 0.9, weightDecay: 3e-4, epochs: 600,
       initChannels: 36, layers: 20, auxiliary: true, auxiliaryWeight: 0.4, cutout: true, cutoutLength: 16, dropPathProb: 0.3,
       gradClip: 5, labelSmoothing: 0, seed: 0, validPortion: 0, limitTrain: null, limitTest: null, initFrom: null,
+      imageSize: 224, skipBadImages: false,
     });
   });
 
