@@ -1,7 +1,10 @@
 /**
- * The data layer: datasets (Fashion-MNIST idx, CIFAR-10 binary, the bundled subset),
- * the search's train/validation split, epoch-shuffled batch samplers and batch assembly
- * with augmentation. `load.ts` is the only Node-only module (fs, zlib).
+ * The data layer: datasets (Fashion-MNIST idx, CIFAR-10/100 binary and python versions, the
+ * bundled subset, image folders), the one dataset interface (dataset.ts) and the batch sources
+ * the run loops read (batch-source.ts), epoch-shuffled batch samplers, CIFAR-style batch
+ * assembly (batch.ts), torchvision-semantics augmentation (augment.ts) and the image decode
+ * pipeline (pipeline.ts, decode-worker.ts). Node-only modules: load.ts, image-folder.ts,
+ * image-decode.ts, pipeline.ts, prepare*.ts (fs, zlib, sharp, worker threads); the others are pure.
  */
 export * from './dataset.js';
 export * from './idx.js';
