@@ -163,23 +163,26 @@ export function drawJitter(draws: AugmentDraws, strength: readonly [number, numb
 }
 
 /**
- * Pillow's Image.blend(degenerate, image, alpha) for 8-bit bands: float32 arithmetic,
- * truncation toward zero, clipping only when extrapolating. `degenerate(i)` is the first
- * image's value at byte i of `rgb`.
+ * Pillow's Image.blend(in1, in2, alpha) of one 8-bit value pair: float32 arithmetic,
+ * truncation toward zero, clipping only when extrapolating.
  */
-function blendInPlace(rgb: Uint8Array, degenerate: (i: number) => number, alpha: number): void {
+function blendValue(in1: number, in2: number, alpha: number, interpolate: boolean): number {
+  const temp = Math.fround(in1 + Math.fround(alpha * (in2 - in1)));
+  return interpolate ? Math.trunc(temp) : temp <= 0 ? 0 : temp >= 255 ? 255 : Math.trunc(temp);
+}
+
+/** Image.blend with a constant first image: one lookup table over the 256 values. */
+function blendConstant(rgb: Uint8Array, constant: number, alpha: number): void {
   const a = Math.fround(alpha);
   if (a === 1) return;
   if (a === 0) {
-    for (let i = 0; i < rgb.length; i++) rgb[i] = degenerate(i);
+    rgb.fill(constant);
     return;
   }
   const interpolate = a >= 0 && a <= 1;
-  for (let i = 0; i < rgb.length; i++) {
-    const in1 = degenerate(i);
-    const temp = Math.fround(in1 + Math.fround(a * (rgb[i] - in1)));
-    rgb[i] = interpolate ? Math.trunc(temp) : temp <= 0 ? 0 : temp >= 255 ? 255 : Math.trunc(temp);
-  }
+  const table = new Uint8Array(256);
+  for (let v = 0; v < 256; v++) table[v] = blendValue(constant, v, a, interpolate);
+  for (let i = 0; i < rgb.length; i++) rgb[i] = table[rgb[i]];
 }
 
 /** Pillow's RGB -> L: (299 R + 587 G + 114 B) / 1000 in fixed point, rounded. */
@@ -189,7 +192,7 @@ function luma(r: number, g: number, b: number): number {
 
 /** ImageEnhance.Brightness(image).enhance(factor): blend with black. */
 export function adjustBrightness(rgb: Uint8Array, factor: number): void {
-  blendInPlace(rgb, () => 0, factor);
+  blendConstant(rgb, 0, factor);
 }
 
 /** ImageEnhance.Contrast: blend with a grey image at the rounded mean luma. */
@@ -197,86 +200,99 @@ export function adjustContrast(rgb: Uint8Array, factor: number): void {
   let sum = 0;
   const pixels = rgb.length / 3;
   for (let p = 0; p < pixels; p++) sum += luma(rgb[3 * p], rgb[3 * p + 1], rgb[3 * p + 2]);
-  const mean = Math.trunc(sum / pixels + 0.5);
-  blendInPlace(rgb, () => mean, factor);
+  blendConstant(rgb, Math.trunc(sum / pixels + 0.5), factor);
 }
 
-/** ImageEnhance.Color: blend with the image's own luma. */
+/** ImageEnhance.Color: blend with the image's own luma (a 256 x 256 table over (luma, value)). */
 export function adjustSaturation(rgb: Uint8Array, factor: number): void {
-  const pixels = rgb.length / 3;
-  const grey = new Uint8Array(pixels);
-  for (let p = 0; p < pixels; p++) grey[p] = luma(rgb[3 * p], rgb[3 * p + 1], rgb[3 * p + 2]);
-  blendInPlace(rgb, (i) => grey[(i / 3) | 0], factor);
+  const a = Math.fround(factor);
+  if (a === 1) return;
+  const interpolate = a >= 0 && a <= 1;
+  const table = new Uint8Array(65536);
+  for (let grey = 0; grey < 256; grey++) {
+    for (let v = 0; v < 256; v++) table[(grey << 8) | v] = a === 0 ? grey : blendValue(grey, v, a, interpolate);
+  }
+  for (let o = 0; o < rgb.length; o += 3) {
+    const row = luma(rgb[o], rgb[o + 1], rgb[o + 2]) << 8;
+    rgb[o] = table[row | rgb[o]];
+    rgb[o + 1] = table[row | rgb[o + 1]];
+    rgb[o + 2] = table[row | rgb[o + 2]];
+  }
 }
 
 const clip8 = (v: number): number => (v <= 0 ? 0 : v >= 255 ? 255 : v);
 
-/** C's round(): halves away from zero. */
-const roundC = (x: number): number => (x < 0 ? -Math.round(-x) : Math.round(x));
+/** float32(a / b) for 8-bit a, b (b > 0): the divisions of Pillow's rgb2hsv, looked up. */
+let quotients: Float32Array | null = null;
+function quotientTable(): Float32Array {
+  if (quotients === null) {
+    quotients = new Float32Array(65536);
+    for (let a = 0; a < 256; a++) for (let b = 1; b < 256; b++) quotients[(a << 8) | b] = a / b;
+  }
+  return quotients;
+}
 
 /**
  * torchvision's adjust_hue on a PIL image: to Pillow's 8-bit HSV, H += uint8(hue * 255)
- * (wrapping), back to RGB.
+ * (wrapping), back to RGB (Pillow's rgb2hsv / hsv2rgb, float and double exactly as its C).
  */
 export function adjustHue(rgb: Uint8Array, hueFactor: number): void {
   if (!(hueFactor >= -0.5 && hueFactor <= 0.5)) throw new Error(`adjustHue: hue factor ${hueFactor} is not in [-0.5, 0.5]`);
   const shift = ((Math.trunc(hueFactor * 255) % 256) + 256) % 256; // np.uint8(hue_factor * 255)
   const f32 = Math.fround;
+  const q = quotientTable();
+  // hsv2rgb's per-hue and per-saturation terms: sector, remainder, s / 255.
+  const sector = new Int32Array(256);
+  const remainder = new Float32Array(256);
+  const fraction = new Float32Array(256);
+  for (let h = 0; h < 256; h++) {
+    sector[h] = Math.floor((h * 6.0) / 255.0);
+    remainder[h] = (h * 6.0) / 255.0 - sector[h];
+    fraction[h] = h / 255.0;
+  }
   for (let o = 0; o < rgb.length; o += 3) {
     const r = rgb[o];
     const g = rgb[o + 1];
     const b = rgb[o + 2];
-    // Pillow's rgb2hsv (Convert.c), float/double exactly as the C expressions.
-    const maxc = Math.max(r, g, b);
-    const minc = Math.min(r, g, b);
-    let h8: number;
-    let s8: number;
-    const v8 = maxc;
-    if (minc === maxc) {
-      h8 = 0;
-      s8 = 0;
-    } else {
-      const cr = maxc - minc;
-      const s = f32(cr / maxc);
-      const rc = f32((maxc - r) / cr);
-      const gc = f32((maxc - g) / cr);
-      const bc = f32((maxc - b) / cr);
-      let h: number;
-      if (r === maxc) h = f32(bc - gc);
-      else if (g === maxc) h = f32(2.0 + rc - bc);
-      else h = f32(4.0 + gc - rc);
-      h = f32((h / 6.0 + 1.0) % 1.0);
-      h8 = clip8(Math.trunc(h * 255.0));
-      s8 = clip8(Math.trunc(s * 255.0));
-    }
-    h8 = (h8 + shift) & 255;
-    // Pillow's hsv2rgb.
+    const maxc = r > g ? (r > b ? r : b) : (g > b ? g : b);
+    const minc = r < g ? (r < b ? r : b) : (g < b ? g : b);
+    if (minc === maxc) continue; // s = 0: hsv2rgb gives (v, v, v), the pixel itself
+    const cr = maxc - minc;
+    const s = q[(cr << 8) | maxc];
+    const rc = q[((maxc - r) << 8) | cr];
+    const gc = q[((maxc - g) << 8) | cr];
+    const bc = q[((maxc - b) << 8) | cr];
+    let h: number;
+    if (r === maxc) h = f32(bc - gc);
+    else if (g === maxc) h = f32(2.0 + rc - bc);
+    else h = f32(4.0 + gc - rc);
+    // fmod(h / 6 + 1, 1): the argument is in [0, 2), where x - 1 is exact (Sterbenz).
+    const wrapped = h / 6.0 + 1.0;
+    h = f32(wrapped >= 1.0 ? wrapped - 1.0 : wrapped);
+    const h8 = (clip8(Math.trunc(h * 255.0)) + shift) & 255;
+    const s8 = clip8(Math.trunc(s * 255.0));
+    const v = maxc;
     if (s8 === 0) {
-      rgb[o] = v8;
-      rgb[o + 1] = v8;
-      rgb[o + 2] = v8;
+      rgb[o] = v;
+      rgb[o + 1] = v;
+      rgb[o + 2] = v;
       continue;
     }
-    const i = Math.floor((f32(h8) * 6.0) / 255.0);
-    const f = f32((f32(h8) * 6.0) / 255.0 - i);
-    const fs = f32(s8 / 255.0);
-    const p = clip8(roundC(v8 * (1.0 - fs)));
-    const q = clip8(roundC(v8 * (1.0 - f32(fs * f))));
-    const t = clip8(roundC(v8 * (1.0 - fs * (1.0 - f))));
-    let R: number;
-    let G: number;
-    let B: number;
+    const i = sector[h8];
+    const f = remainder[h8];
+    const fs = fraction[s8];
+    // C's round() of values in [0, v]: Math.round (halves up, i.e. away from zero, here).
+    const p = Math.round(v * (1.0 - fs));
+    const qq = Math.round(v * (1.0 - f32(fs * f)));
+    const t = Math.round(v * (1.0 - fs * (1.0 - f)));
     switch (i % 6) {
-      case 0: R = v8; G = t; B = p; break;
-      case 1: R = q; G = v8; B = p; break;
-      case 2: R = p; G = v8; B = t; break;
-      case 3: R = p; G = q; B = v8; break;
-      case 4: R = t; G = p; B = v8; break;
-      default: R = v8; G = p; B = q; break;
+      case 0: rgb[o] = v; rgb[o + 1] = t; rgb[o + 2] = p; break;
+      case 1: rgb[o] = qq; rgb[o + 1] = v; rgb[o + 2] = p; break;
+      case 2: rgb[o] = p; rgb[o + 1] = v; rgb[o + 2] = t; break;
+      case 3: rgb[o] = p; rgb[o + 1] = qq; rgb[o + 2] = v; break;
+      case 4: rgb[o] = t; rgb[o + 1] = p; rgb[o + 2] = v; break;
+      default: rgb[o] = v; rgb[o + 1] = p; rgb[o + 2] = qq; break;
     }
-    rgb[o] = R;
-    rgb[o + 1] = G;
-    rgb[o + 2] = B;
   }
 }
 
