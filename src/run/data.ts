@@ -97,6 +97,11 @@ export interface RunDatasetOptions {
    * anything again. Absent: every image is decoded once to find them.
    */
   readonly knownBadImages?: readonly string[];
+  /**
+   * Image folders: false skips decoding every image here (the caller verifies what it uses,
+   * see verifyUsedImages); default true.
+   */
+  readonly verify?: boolean;
   /** Image folders: decode workers (they do not change results). */
   readonly pipeline?: PipelineOptions;
 }
@@ -122,6 +127,7 @@ export function loadRunDataset(options: RunDatasetOptions): ImageDataset {
 
 /** Decodes every image once (or applies a known list of bad ones); bad images stop the run or are left out. */
 function checkFolderImages(folder: ImageFolderDataset, options: RunDatasetOptions): ImageFolderDataset {
+  if (options.verify === false) return folder;
   if (options.knownBadImages !== undefined) {
     const known = new Set(options.knownBadImages);
     const drop: number[] = [];
@@ -142,6 +148,32 @@ function checkFolderImages(folder: ImageFolderDataset, options: RunDatasetOption
   const kept = withoutItems(folder, result.bad);
   if (kept.count === 0) throw new RunInputError(`${folder.root}: every image failed to decode (--skip-bad-images left none)`);
   return kept;
+}
+
+/**
+ * Decodes the items `used` of an image folder that `verified` (file names) does not hold yet
+ * and adds them to it; returns the dataset without the bad ones (with skipBadImages) or throws
+ * the one-line error naming the first. For runs that use a sample of a folder (a search's
+ * per-class subset): only what is used pays for a decode.
+ */
+export function verifyUsedImages(
+  dataset: ImageFolderDataset, used: ArrayLike<number>, verified: Set<string>, options: { skipBadImages: boolean; pipeline?: PipelineOptions },
+): ImageFolderDataset {
+  const unverified = Array.from(used).filter((i) => !verified.has(dataset.files[i]));
+  if (unverified.length === 0) return dataset;
+  let result;
+  try {
+    result = verifyImages(dataset, options.pipeline, unverified);
+  } catch (error) {
+    throw new Error(`${dataset.root}: verifying the images failed: ${oneLine(error)}`);
+  }
+  for (const i of unverified) verified.add(dataset.files[i]);
+  if (result.bad.length === 0) return dataset;
+  if (!options.skipBadImages) {
+    const more = result.bad.length > 1 ? ` (${result.bad.length} bad images in all)` : '';
+    throw new RunInputError(`${result.firstError!}${more}`);
+  }
+  return withoutItems(dataset, [...result.bad].sort((a, b) => a - b));
 }
 
 /** A record of what a run's data is, for its log (the 'data' record). */
