@@ -17,7 +17,7 @@ import {
   BatchSampler, closeDecodePool, compareCodePoints, FolderBatchSource, fullImage, type ImageFolderDataset, KeyedBatchSampler,
   loadImageFolder, openImage, verifyImages,
 } from '../../src/data/index.js';
-import { loadRunDataset } from '../../src/run/data.js';
+import { loadRunDataset, verifyUsedImages } from '../../src/run/data.js';
 import { RunInputError } from '../../src/run/errors.js';
 import { Random } from '../../src/tensor/random.js';
 import { encodeVariant, fewColours, makeImageFolder, pattern, storedWithOrientation, type Variant, VARIANTS } from './image-fixture.js';
@@ -184,6 +184,23 @@ describe('bad images', () => {
     assert.equal(kept.count, 8);
     assert.deepEqual(kept.report.badImages, ['a/truncated.jpg', 'b/empty.webp', 'b/garbage.png']);
     assert.ok(!kept.files.some((f) => kept.report.badImages.includes(f)));
+  });
+});
+
+describe('verifying only the images a run uses', () => {
+  it('decodes just the used items, once, and stops or leaves out the bad ones among them', async () => {
+    const dir = join(root, 'used');
+    await makeImageFolder(dir, { classes: ['a', 'b'], trainPerClass: 3, valPerClass: 0, minSide: 20, maxSide: 24 });
+    writeFileSync(join(dir, 'train', 'b', 'zz-broken.png'), Buffer.from('not a png'));
+    const dataset = loadImageFolder({ name: 'imagefolder', dir, split: 'train', imageSize: 16 });
+    const broken = dataset.files.indexOf('b/zz-broken.png');
+    const others = Array.from({ length: dataset.count }, (_, i) => i).filter((i) => i !== broken);
+    const verified = new Set<string>();
+    assert.equal(verifyUsedImages(dataset, others, verified, { skipBadImages: false, pipeline: { workers: 2 } }), dataset);
+    assert.equal(verified.size, others.length);
+    assert.throws(() => verifyUsedImages(dataset, [broken], verified, { skipBadImages: false }), /used\/train\/b\/zz-broken\.png: cannot decode/);
+    const kept = verifyUsedImages(dataset, [0, broken], new Set(), { skipBadImages: true });
+    assert.deepEqual([kept.count, kept.report.badImages], [dataset.count - 1, ['b/zz-broken.png']]);
   });
 });
 

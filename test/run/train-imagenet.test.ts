@@ -33,7 +33,7 @@ function readLog(dir: string): LogRecord[] {
 }
 function comparable(records: LogRecord[]): unknown[] {
   return records.filter((r) => r.type !== 'resume').map((r) => {
-    const { images_per_s: _rate, seconds: _seconds, peak_rss_mb: _rss, peak_tensor_mb: _tensor, ...rest } = r;
+    const { images_per_s: _rate, data_wait_ms: _wait, seconds: _seconds, peak_rss_mb: _rss, peak_tensor_mb: _tensor, ...rest } = r;
     return rest;
   });
 }
