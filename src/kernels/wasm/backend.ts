@@ -53,7 +53,7 @@ const MAX_GRAD_CHUNKS = 16;
 
 /** Kernel exports invoked through the job protocol (index = SLOT_FN value). */
 const KERNELS = [
-  'convForward', 'convGradInput', 'convGradWeight', 'reduceChunks',
+  'simdPeak', 'convForward', 'convGradInput', 'convGradWeight', 'reduceChunks',
   'dwForward', 'dwGradInput', 'dwGradWeight',
   'bnPlaneSums', 'bnMean', 'bnPlaneSqDev', 'bnInvStd', 'bnPlaneAffine',
   'bnPlaneGradSums', 'bnGradFinish', 'bnPlaneTrainBackward', 'bnPlaneApplyBackward',
@@ -66,17 +66,30 @@ type KernelName = (typeof KERNELS)[number];
  * PCDARTS_KERNEL_PROFILE=1: wall time per kernel (dispatch and waiting included), printed to
  * stderr at exit. A diagnostic for profiling; off, it costs one comparison per call.
  */
-const kernelProfile: Map<string, { calls: number; ms: number }> | null =
+const kernelProfile: Map<string, KernelProfileEntry> | null =
   process.env.PCDARTS_KERNEL_PROFILE === '1' ? new Map() : null;
 if (kernelProfile !== null) {
-  process.on('exit', () => {
-    const rows = [...kernelProfile.entries()].sort((a, b) => b[1].ms - a[1].ms);
-    const total = rows.reduce((sum, [, e]) => sum + e.ms, 0);
-    process.stderr.write(`kernel profile (wall ms, dispatch included): total ${total.toFixed(0)} ms\n`);
-    for (const [name, e] of rows) {
-      process.stderr.write(`  ${name.padEnd(22)} ${e.ms.toFixed(1).padStart(10)} ms ${String(e.calls).padStart(8)} calls ${(100 * e.ms / total).toFixed(1).padStart(5)} %\n`);
-    }
-  });
+  process.on('exit', () => process.stderr.write(formatKernelProfile(kernelProfile)));
+}
+
+/** Calls, wall time and counted floating-point operations of one kernel (profile). */
+export interface KernelProfileEntry {
+  calls: number;
+  ms: number;
+  /** Multiply-adds count 2; only the convolution, depthwise and linear kernels count any. */
+  flops: number;
+}
+
+/** The PCDARTS_KERNEL_PROFILE table: per kernel wall ms, calls, share, GFLOP/s where counted. */
+export function formatKernelProfile(profile: ReadonlyMap<string, KernelProfileEntry>): string {
+  const rows = [...profile.entries()].filter(([name]) => name !== 'simdPeak').sort((a, b) => b[1].ms - a[1].ms);
+  const total = rows.reduce((sum, [, e]) => sum + e.ms, 0);
+  const lines = [`kernel profile (${kernelBuildName()} build; wall ms, dispatch included): total ${total.toFixed(0)} ms`];
+  for (const [name, e] of rows) {
+    const rate = e.flops > 0 && e.ms > 0 ? `${(e.flops / e.ms / 1e6).toFixed(1).padStart(7)} GFLOP/s` : '';
+    lines.push(`  ${name.padEnd(22)} ${e.ms.toFixed(1).padStart(10)} ms ${String(e.calls).padStart(8)} calls ${(100 * e.ms / total).toFixed(1).padStart(5)} % ${rate}`.trimEnd());
+  }
+  return `${lines.join('\n')}\n`;
 }
 const KERNEL_INDEX = new Map<string, number>(KERNELS.map((name, i) => [name, i]));
 
@@ -93,8 +106,68 @@ function roundUp(n: number, multiple: number): number {
   return Math.ceil(n / multiple) * multiple;
 }
 
-function wasmUrl(): URL {
-  return new URL('./kernels.wasm', import.meta.url);
+// ---------------------------------------------------------------- the two builds
+
+/**
+ * The kernels are compiled twice from the same sources (package.json build:wasm):
+ * - 'relaxed-simd' (kernels-relaxed.wasm): every multiply-add of the convolution, depthwise
+ *   and GEMM tiles is one f32x4.relaxed_madd, a fused multiply-add where the CPU has FMA;
+ * - 'simd' (kernels.wasm): the same kernels with a multiply and an add (two roundings).
+ * The relaxed build is used where the runtime validates it (V8 ships relaxed SIMD enabled
+ * from Node 22; Node 20 needs --experimental-wasm-relaxed-simd), else the baseline build.
+ * `PCDARTS_WASM_BUILD=simd|relaxed-simd` forces one. Each build gives the same bits for
+ * any thread count; the two builds differ from each other by float32 rounding only.
+ */
+export type KernelBuild = 'simd' | 'relaxed-simd';
+
+const BUILD_FILES: Record<KernelBuild, string> = { simd: './kernels.wasm', 'relaxed-simd': './kernels-relaxed.wasm' };
+const compiled = new Map<KernelBuild, WebAssembly.Module | null>();
+
+/** The compiled module of a build, or null when this runtime does not validate it. */
+function compiledBuild(build: KernelBuild): WebAssembly.Module | null {
+  if (!compiled.has(build)) {
+    const bytes = readFileSync(new URL(BUILD_FILES[build], import.meta.url));
+    compiled.set(build, WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null);
+  }
+  return compiled.get(build) as WebAssembly.Module | null;
+}
+
+/** Whether this runtime can run the relaxed-SIMD build. */
+export function relaxedSimdAvailable(): boolean {
+  return compiledBuild('relaxed-simd') !== null;
+}
+
+/** The build a backend uses: `requested`, else PCDARTS_WASM_BUILD, else the fastest this runtime runs. */
+export function selectKernelBuild(requested?: KernelBuild | 'auto'): KernelBuild {
+  const raw = requested ?? process.env.PCDARTS_WASM_BUILD ?? 'auto';
+  if (raw === 'auto' || raw === '') return relaxedSimdAvailable() ? 'relaxed-simd' : 'simd';
+  if (raw !== 'simd' && raw !== 'relaxed-simd') {
+    throw new Error(`PCDARTS_WASM_BUILD: expected simd, relaxed-simd or auto, got '${raw}'`);
+  }
+  if (raw === 'relaxed-simd' && !relaxedSimdAvailable()) {
+    throw new Error(`wasm backend: the relaxed-simd build needs a runtime with WebAssembly relaxed SIMD (Node 22 or newer, or node --experimental-wasm-relaxed-simd); this is Node ${process.version}`);
+  }
+  return raw;
+}
+
+/** Name of the build that a default backend uses in this process (for --version and reports). */
+export function kernelBuildName(): KernelBuild {
+  return selectKernelBuild();
+}
+
+/** One line for `pcdarts --version`: the build, what it means and why it was chosen (never throws). */
+export function describeKernelBuild(): string {
+  let build: KernelBuild;
+  try {
+    build = selectKernelBuild();
+  } catch (error) {
+    return `kernels: unusable (${error instanceof Error ? error.message : String(error)})`;
+  }
+  const env = process.env.PCDARTS_WASM_BUILD;
+  const why = env !== undefined && env !== '' && env !== 'auto' ? 'forced by PCDARTS_WASM_BUILD'
+    : build === 'relaxed-simd' ? 'this runtime has WebAssembly relaxed SIMD' : 'this runtime has no WebAssembly relaxed SIMD';
+  const what = build === 'relaxed-simd' ? 'fused multiply-add' : 'multiply + add';
+  return `kernels: wasm ${build} build (${what}; ${why})`;
 }
 
 /**
@@ -269,12 +342,28 @@ export interface WasmBackendOptions {
    * alone. Tests set 0 to push even tiny shapes through the workers.
    */
   parallelThresholdNs?: number;
+  /** Kernel build (default: PCDARTS_WASM_BUILD, else relaxed-simd where the runtime has it). */
+  build?: KernelBuild | 'auto';
+}
+
+/** Result of WasmBackend.measurePeak: GFLOP/s of the multiply-add loop. */
+export interface SimdPeak {
+  /** One thread (the calling one). */
+  oneThread: number;
+  /** Every thread of the backend at once (sum). */
+  allThreads: number;
+  threads: number;
+  build: KernelBuild;
 }
 
 export class WasmBackend implements KernelBackend {
   readonly name = 'wasm';
   readonly threads: number;
+  /** Which of the two kernel builds this backend runs. */
+  readonly build: KernelBuild;
   private readonly parallelThresholdNs: number;
+  /** Floating-point operations of the counted kernels (convolutions, linear) so far. */
+  private flops = 0;
 
   private readonly memory: WebAssembly.Memory;
   private readonly heap: SharedHeap;
@@ -295,7 +384,8 @@ export class WasmBackend implements KernelBackend {
     this.threads = threads;
     this.parallelThresholdNs = options.parallelThresholdNs ?? PARALLEL_MIN_NS;
 
-    const module = new WebAssembly.Module(readFileSync(wasmUrl()));
+    this.build = selectKernelBuild(options.build);
+    const module = compiledBuild(this.build) as WebAssembly.Module;
     this.memory = createSharedMemory();
     const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
     const exports = instance.exports as Record<string, unknown>;
@@ -413,18 +503,68 @@ export class WasmBackend implements KernelBackend {
    * Runs parts 0..nparts-1 of a kernel (arguments `args`, then part and thread index):
    * on the main thread alone when small, else shared with the workers.
    */
-  private run(name: KernelName, nparts: number, costNs: number, args: number[]): void {
+  private run(name: KernelName, nparts: number, costNs: number, args: number[], flops = 0): void {
     if (nparts <= 0) return;
+    this.flops += flops;
     if (kernelProfile !== null) {
       const start = performance.now();
       this.dispatch(name, nparts, costNs, args);
-      const entry = kernelProfile.get(name) ?? { calls: 0, ms: 0 };
+      const entry = kernelProfile.get(name) ?? { calls: 0, ms: 0, flops: 0 };
       entry.calls++;
       entry.ms += performance.now() - start;
+      entry.flops += flops;
       kernelProfile.set(name, entry);
       return;
     }
     this.dispatch(name, nparts, costNs, args);
+  }
+
+  /**
+   * Floating-point operations the counted kernels (dense, grouped and depthwise convolution
+   * and their gradients, linear) have done so far, a multiply-add counting 2; the benchmarks
+   * divide the difference over a step by its time. Memory-bound kernels count nothing.
+   */
+  flopCount(): number {
+    return this.flops;
+  }
+
+  /**
+   * The wasm SIMD multiply-add peak of this machine in GFLOP/s, measured now: a loop of 12
+   * independent multiply-add chains (assembly/peak.ts, this backend's build) on the calling
+   * thread alone, then on every thread at once. Best of `repeats` runs of `ms` each (other
+   * load only slows a run down).
+   */
+  measurePeak(ms = 60, repeats = 5): SimdPeak {
+    const fn = this.fns[KERNEL_INDEX.get('simdPeak') as number];
+    const flopsPerIteration = 96;
+    // Calibrate the iteration count to about `ms` on one thread.
+    let iterations = 1 << 16;
+    for (;;) {
+      const t = performance.now();
+      fn(iterations, 0.999, 0, 0);
+      const dt = performance.now() - t;
+      if (dt >= ms / 4 || iterations >= 1 << 30) {
+        iterations = Math.max(1, Math.min(2 ** 31 - 1, Math.round(iterations * ms / Math.max(dt, 1e-3))));
+        break;
+      }
+      iterations *= 4;
+    }
+    let one = 0;
+    for (let r = 0; r < repeats; r++) {
+      const t = performance.now();
+      fn(iterations, 0.999, 0, 0);
+      one = Math.max(one, (iterations * flopsPerIteration) / ((performance.now() - t) * 1e6));
+    }
+    let all = one;
+    if (this.workers.length > 0) {
+      all = 0;
+      for (let r = 0; r < repeats; r++) {
+        const t = performance.now();
+        this.dispatch('simdPeak', this.threads, Number.POSITIVE_INFINITY, [iterations, 0.999]);
+        all = Math.max(all, (this.threads * iterations * flopsPerIteration) / ((performance.now() - t) * 1e6));
+      }
+    }
+    return { oneThread: one, allThreads: all, threads: this.threads, build: this.build };
   }
 
   private dispatch(name: KernelName, nparts: number, costNs: number, args: number[]): void {
@@ -494,13 +634,13 @@ export class WasmBackend implements KernelBackend {
       const stride = this.sizes.dwScratchBytes(desc);
       const scratch = this.scratchBlock(stride * this.threads);
       const { parts, perPart } = this.partsFor(g.batch * g.outChannels);
-      this.run('dwForward', parts, this.convFlops(g) / 20, [desc, xo, wo, yo, perPart, scratch, stride]);
+      this.run('dwForward', parts, this.convFlops(g) / 20, [desc, xo, wo, yo, perPart, scratch, stride], this.convFlops(g));
       return;
     }
     const stride = this.sizes.convScratchBytes(desc);
     const scratch = this.scratchBlock(stride * this.threads);
     const { parts, perPart } = this.partsFor(g.batch * g.groups);
-    this.run('convForward', parts, this.convFlops(g) / 32, [desc, xo, wo, yo, perPart, scratch, stride]);
+    this.run('convForward', parts, this.convFlops(g) / 32, [desc, xo, wo, yo, perPart, scratch, stride], this.convFlops(g));
   }
 
   conv2dGradInput(gradY: Float32Array, weight: Float32Array, gradX: Float32Array, g: ConvGeometry): void {
@@ -513,13 +653,13 @@ export class WasmBackend implements KernelBackend {
       const stride = this.sizes.dwScratchBytes(desc);
       const scratch = this.scratchBlock(stride * this.threads);
       const { parts, perPart } = this.partsFor(g.batch * g.inChannels);
-      this.run('dwGradInput', parts, this.convFlops(g) / 20, [desc, gyo, wo, gxo, perPart, scratch, stride]);
+      this.run('dwGradInput', parts, this.convFlops(g) / 20, [desc, gyo, wo, gxo, perPart, scratch, stride], this.convFlops(g));
       return;
     }
     const stride = this.sizes.convScratchBytes(desc);
     const scratch = this.scratchBlock(stride * this.threads);
     const { parts, perPart } = this.partsFor(g.batch * g.groups);
-    this.run('convGradInput', parts, this.convFlops(g) / 32, [desc, gyo, wo, gxo, perPart, scratch, stride]);
+    this.run('convGradInput', parts, this.convFlops(g) / 32, [desc, gyo, wo, gxo, perPart, scratch, stride], this.convFlops(g));
   }
 
   conv2dGradWeight(x: Float32Array, gradY: Float32Array, gradW: Float32Array, g: ConvGeometry): void {
@@ -540,7 +680,7 @@ export class WasmBackend implements KernelBackend {
       const partialBytes = roundUp(planes * g.kernelH * g.kernelW * 8, ALIGN);
       const base = this.scratchBlock(partialBytes + stride * this.threads);
       const { parts, perPart } = this.partsFor(planes);
-      this.run('dwGradWeight', parts, this.convFlops(g) / 20, [desc, xo, gyo, base, perPart, base + partialBytes, stride]);
+      this.run('dwGradWeight', parts, this.convFlops(g) / 20, [desc, xo, gyo, base, perPart, base + partialBytes, stride], this.convFlops(g));
       this.reduce(base, g.batch, weightCount, gwo);
       return;
     }
@@ -550,7 +690,7 @@ export class WasmBackend implements KernelBackend {
     const stride = this.sizes.convScratchBytes(desc);
     const partialBytes = roundUp(chunks * weightCount * 8, ALIGN);
     const base = this.scratchBlock(partialBytes + stride * this.threads);
-    this.run('convGradWeight', chunks, this.convFlops(g) / 32, [desc, xo, gyo, base, chunk, base + partialBytes, stride]);
+    this.run('convGradWeight', chunks, this.convFlops(g) / 32, [desc, xo, gyo, base, chunk, base + partialBytes, stride], this.convFlops(g));
     this.reduce(base, chunks, weightCount, gwo);
   }
 
@@ -758,7 +898,7 @@ export class WasmBackend implements KernelBackend {
       rows, inFeatures, outFeatures,
     ];
     const { parts, perPart } = this.partsFor(rows);
-    this.run('linear', parts, (2 * rows * inFeatures * outFeatures) / 32, [...args, perPart]);
+    this.run('linear', parts, (2 * rows * inFeatures * outFeatures) / 32, [...args, perPart], 2 * rows * inFeatures * outFeatures);
   }
 
   linearGradInput(gradY: Float32Array, weight: Float32Array, gradX: Float32Array,
@@ -770,7 +910,7 @@ export class WasmBackend implements KernelBackend {
     const { parts, perPart } = this.partsFor(rows);
     const stride = roundUp(this.sizes.linearScratchBytes(outFeatures, perPart), ALIGN);
     const scratch = this.scratchBlock(stride * this.threads);
-    this.run('linearGradInput', parts, (2 * rows * inFeatures * outFeatures) / 32, [...args, perPart, scratch, stride]);
+    this.run('linearGradInput', parts, (2 * rows * inFeatures * outFeatures) / 32, [...args, perPart, scratch, stride], 2 * rows * inFeatures * outFeatures);
   }
 
   linearGradWeight(x: Float32Array, gradY: Float32Array, gradW: Float32Array, gradB: Float32Array | null,
@@ -783,7 +923,7 @@ export class WasmBackend implements KernelBackend {
     const { parts, perPart } = this.partsFor(outFeatures);
     const stride = roundUp(this.sizes.linearScratchBytes(rows, perPart), ALIGN);
     const scratch = this.scratchBlock(stride * this.threads);
-    this.run('linearGradWeight', parts, (2 * rows * inFeatures * outFeatures) / 32, [...args, perPart, scratch, stride]);
+    this.run('linearGradWeight', parts, (2 * rows * inFeatures * outFeatures) / 32, [...args, perPart, scratch, stride], 2 * rows * inFeatures * outFeatures);
   }
 
   // ---------------------------------------------------------------- channel plumbing

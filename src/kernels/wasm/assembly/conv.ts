@@ -13,7 +13,7 @@
 // input gradient) skips the Q copy and reads the planes directly (window3x3s1), with the
 // same summation order, hence the same bits.
 
-import { addF32, align64, at, at64, copyF32, fillF32, hsum64, imax, imin, roundUp4 } from './common';
+import { addF32, align64, at, at64, copyF32, fillF32, hsum64, imax, imin, roundUp4, fmadd } from './common';
 import { gemmNT, gemmPacked, gemmRows, gemmRowsNT, packA, packBytes, panelBytes } from './gemm';
 import { buildTaps, copyIntoQ, fillQ, qFloats, qRows, qStride, copyFromQ, window3x3s1, windowFma } from './window';
 
@@ -515,19 +515,19 @@ export function dwGradWeight(
           const o = <usize>v << 4;
           const g0 = v128.load(gr + o);
           const g1 = v128.load(gr + o, 16);
-          a0 = f32x4.add(a0, f32x4.mul(g0, v128.load(r0 + o)));
-          a1 = f32x4.add(a1, f32x4.mul(g0, v128.load(r1 + o)));
-          a2 = f32x4.add(a2, f32x4.mul(g0, v128.load(r2 + o)));
-          b0 = f32x4.add(b0, f32x4.mul(g1, v128.load(r0 + o, 16)));
-          b1 = f32x4.add(b1, f32x4.mul(g1, v128.load(r1 + o, 16)));
-          b2 = f32x4.add(b2, f32x4.mul(g1, v128.load(r2 + o, 16)));
+          a0 = fmadd(g0, v128.load(r0 + o), a0);
+          a1 = fmadd(g0, v128.load(r1 + o), a1);
+          a2 = fmadd(g0, v128.load(r2 + o), a2);
+          b0 = fmadd(g1, v128.load(r0 + o, 16), b0);
+          b1 = fmadd(g1, v128.load(r1 + o, 16), b1);
+          b2 = fmadd(g1, v128.load(r2 + o, 16), b2);
         }
         if (v < nv) {
           const o = <usize>v << 4;
           const g0 = v128.load(gr + o);
-          a0 = f32x4.add(a0, f32x4.mul(g0, v128.load(r0 + o)));
-          a1 = f32x4.add(a1, f32x4.mul(g0, v128.load(r1 + o)));
-          a2 = f32x4.add(a2, f32x4.mul(g0, v128.load(r2 + o)));
+          a0 = fmadd(g0, v128.load(r0 + o), a0);
+          a1 = fmadd(g0, v128.load(r1 + o), a1);
+          a2 = fmadd(g0, v128.load(r2 + o), a2);
         }
       }
       store<f64>(at64(out, t), hsum64(f32x4.add(a0, b0)));
@@ -546,14 +546,14 @@ export function dwGradWeight(
         let v = 0;
         for (; v + 4 <= nv; v += 4) {
           const o = <usize>v << 4;
-          a0 = f32x4.add(a0, f32x4.mul(v128.load(gr + o), v128.load(qr + o)));
-          a1 = f32x4.add(a1, f32x4.mul(v128.load(gr + o, 16), v128.load(qr + o, 16)));
-          a2 = f32x4.add(a2, f32x4.mul(v128.load(gr + o, 32), v128.load(qr + o, 32)));
-          a3 = f32x4.add(a3, f32x4.mul(v128.load(gr + o, 48), v128.load(qr + o, 48)));
+          a0 = fmadd(v128.load(gr + o), v128.load(qr + o), a0);
+          a1 = fmadd(v128.load(gr + o, 16), v128.load(qr + o, 16), a1);
+          a2 = fmadd(v128.load(gr + o, 32), v128.load(qr + o, 32), a2);
+          a3 = fmadd(v128.load(gr + o, 48), v128.load(qr + o, 48), a3);
         }
         for (; v < nv; v++) {
           const o = <usize>v << 4;
-          a0 = f32x4.add(a0, f32x4.mul(v128.load(gr + o), v128.load(qr + o)));
+          a0 = fmadd(v128.load(gr + o), v128.load(qr + o), a0);
         }
       }
       store<f64>(at64(out, t), hsum64(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3))));
