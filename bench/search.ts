@@ -26,8 +26,8 @@ import * as ops from '../src/tensor/ops.js';
 import { manualSeed, Random } from '../src/tensor/random.js';
 import { type Tensor, fromArray, tidy } from '../src/tensor/tensor.js';
 import {
-  LOAD_REMINDER, PYTORCH_HINT, availableCores, defaultPython, detectPytorch, formatRatio, formatTable, loadWarning,
-  machineBusySeconds, machineLine, median, otherLoad, parsePositiveInt, peakRssMiB, processCpuSeconds, runJsonChild,
+  type PeakReport, LOAD_REMINDER, PYTORCH_HINT, availableCores, defaultPython, detectPytorch, formatRatio, formatTable, loadWarning,
+  machineBusySeconds, machineLine, median, otherLoad, parsePositiveInt, peakLine, peakRssMiB, processCpuSeconds, runJsonChild,
   runAsWorker,
 } from './harness.js';
 
@@ -56,6 +56,12 @@ export interface StepResult {
   backendPeakMiB?: number;
   backendReservedMiB?: number;
   cpuSeconds?: number;
+  /** Our side: the wasm multiply-add peak measured in the process right before the timed steps. */
+  peak?: PeakReport;
+  /** Our side: counted FLOPs (convolutions and linear layers, a multiply-add = 2) of one timed step. */
+  flopsPerStep?: number;
+  /** PyTorch side: GFLOP/s of a large square matrix product at the same thread count (its own peak). */
+  matmulPeakGflops?: number;
   /** Set (and nothing measured) when the side failed, e.g. out of memory. */
   error?: string;
 }
@@ -284,6 +290,52 @@ export function reportWorkerError(error: unknown): void {
   process.stdout.write(`${JSON.stringify({ error: message, peakRssMiB: peakRssMiB(), cpuSeconds: processCpuSeconds() })}\n`);
 }
 
+/** The parts of the wasm backend the benchmarks read besides the kernel interface. */
+interface Instrumented {
+  readonly build?: string;
+  flopCount?(): number;
+  measurePeak?(ms?: number, repeats?: number): PeakReport;
+}
+
+/** The multiply-add peak of our backend, measured now (null for a backend without one, e.g. ref). */
+export function measureOurPeak(backend: object): PeakReport | null {
+  const b = backend as Instrumented;
+  return typeof b.measurePeak === 'function' ? b.measurePeak() : null;
+}
+
+/** Counted FLOPs so far (0 for a backend that does not count). */
+export function flopCount(backend: object): number {
+  const b = backend as Instrumented;
+  return typeof b.flopCount === 'function' ? b.flopCount() : 0;
+}
+
+/**
+ * Efficiency lines: our counted FLOPs per step over our step time (median and fastest), as a
+ * fraction of the wasm peak measured in the same process; PyTorch's rate for the same FLOPs
+ * (the same network and step, so the same useful work) against its own matrix-product peak.
+ */
+export function efficiencyLines(pairs: { id: string; ours: StepResult | null; torch: StepResult | null }[]): string[] {
+  const lines: string[] = [];
+  const peaks = pairs.map((p) => p.ours?.peak).filter((p): p is PeakReport => p !== undefined);
+  if (peaks.length > 0) lines.push(...[...new Set(peaks.map(peakLine))]);
+  for (const { id, ours, torch } of pairs) {
+    if (!ours?.flopsPerStep || !ours.peak) continue;
+    const gflop = ours.flopsPerStep / 1e9;
+    const fastest = Math.min(...ours.samplesS);
+    const rate = gflop / ours.medianS;
+    const best = gflop / fastest;
+    const peak = ours.peak.allThreads;
+    let line = `efficiency ${id}: ${gflop.toFixed(1)} GFLOP per step (convolutions + linear, counted); ours ${rate.toFixed(1)} GFLOP/s median, ` +
+      `${best.toFixed(1)} fastest = ${(100 * rate / peak).toFixed(0)} % / ${(100 * best / peak).toFixed(0)} % of the ${ours.peak.threads}-thread wasm peak (${peak.toFixed(1)} GFLOP/s)`;
+    if (torch && torch.medianS > 0) {
+      const t = gflop / torch.medianS;
+      line += `; PyTorch ${t.toFixed(1)} GFLOP/s` + (torch.matmulPeakGflops ? ` = ${(100 * t / torch.matmulPeakGflops).toFixed(0)} % of its own matmul peak (${torch.matmulPeakGflops.toFixed(0)} GFLOP/s at ${torch.threads} threads)` : '');
+    }
+    lines.push(line);
+  }
+  return lines;
+}
+
 // ---------------------------------------------------------------------------------------
 // Search configurations
 
@@ -390,24 +442,30 @@ async function worker(config: SearchWorkerConfig): Promise<void> {
   const samples: number[] = [];
   const archSamples: number[] = [];
   const weightSamples: number[] = [];
+  const flops: number[] = [];
+  let peak: PeakReport | null = null;
   for (let i = 0; i < config.warmup + config.repeat; i++) {
-    const s = step();
     const timed = i >= config.warmup;
+    if (timed && peak === null) peak = measureOurPeak(backend); // right before the timed steps
+    const flops0 = flopCount(backend);
+    const s = step();
     if (timed) {
       samples.push(s.total);
       archSamples.push(s.arch);
       weightSamples.push(s.weight);
+      flops.push(flopCount(backend) - flops0);
     }
     process.stderr.write(`    ours step ${i + 1}/${config.warmup + config.repeat}${timed ? '' : ' (warm-up)'}: ${s.total.toFixed(2)} s ` +
       `(arch ${s.arch.toFixed(2)} + weights ${s.weight.toFixed(2)}), loss ${s.loss.toFixed(4)}\n`);
   }
   const memory = backend.memoryStats();
   const out: StepResult = {
-    side: 'ours', version: backend.name, threads: backend.threads,
+    side: 'ours', version: `${backend.name}${'build' in backend ? ` ${String(backend.build)}` : ''}`, threads: backend.threads,
     medianS: median(samples), samplesS: samples, archMedianS: median(archSamples), weightMedianS: median(weightSamples),
     parameters: weights.reduce((s, p) => s + p.numel, 0),
     peakRssMiB: peakRssMiB(), backendPeakMiB: memory.peakBytes / 2 ** 20, backendReservedMiB: memory.reservedBytes / 2 ** 20,
     cpuSeconds: processCpuSeconds(),
+    ...(peak === null ? {} : { peak, flopsPerStep: median(flops) }),
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
@@ -528,6 +586,7 @@ export async function run(args: readonly string[]): Promise<void> {
     .filter((r): r is SideRun => r?.result?.archMedianS !== undefined)
     .map((r) => `${r.side} ${config.id} ${formatSeconds(r.result?.archMedianS)} + ${formatSeconds(r.result?.weightMedianS)}`));
   if (split.length > 0) console.log(`arch step + weight step (median s): ${split.join(', ')}`);
+  for (const line of efficiencyLines(runs.map((r) => ({ id: r.config.id, ours: r.ours.result, torch: r.torch?.result ?? null })))) console.log(line);
   const memory = runs.filter((r) => r.ours.result?.backendPeakMiB !== undefined)
     .map((r) => `${r.config.id} ${formatGiB(r.ours.result?.backendPeakMiB)} live peak / ${formatGiB(r.ours.result?.backendReservedMiB)} reserved`);
   if (memory.length > 0) console.log(`our backend memory (GiB): ${memory.join(', ')}`);

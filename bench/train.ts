@@ -22,7 +22,7 @@ import {
   LOAD_REMINDER, formatRatio, formatTable, median, parsePositiveInt, peakRssMiB, processCpuSeconds, runAsWorker,
 } from './harness.js';
 import {
-  type SideRun, type StepResult, backendModule, checkFixtures, fastestStepLine, formatGiB, formatRate, formatSeconds, measureSide, parseCommon,
+  type SideRun, type StepResult, backendModule, checkFixtures, efficiencyLines, fastestStepLine, flopCount, measureOurPeak, formatGiB, formatRate, formatSeconds, measureSide, parseCommon,
   preamble, pytorchScript, reportProcesses, reportWorkerError, samplesLines, threadEnv,
 } from './search.js';
 
@@ -93,10 +93,17 @@ async function worker(config: TrainWorkerConfig): Promise<void> {
   };
 
   const samples: number[] = [];
+  const flops: number[] = [];
+  let peak: ReturnType<typeof measureOurPeak> = null;
   for (let i = 0; i < config.warmup + config.repeat; i++) {
-    const s = step();
     const timed = i >= config.warmup;
-    if (timed) samples.push(s.seconds);
+    if (timed && peak === null) peak = measureOurPeak(backend); // right before the timed steps
+    const flops0 = flopCount(backend);
+    const s = step();
+    if (timed) {
+      samples.push(s.seconds);
+      flops.push(flopCount(backend) - flops0);
+    }
     process.stderr.write(`    ours step ${i + 1}/${config.warmup + config.repeat}${timed ? '' : ' (warm-up)'}: ${s.seconds.toFixed(2)} s, loss ${s.loss.toFixed(4)}\n`);
   }
   const memory = backend.memoryStats();
@@ -104,9 +111,10 @@ async function worker(config: TrainWorkerConfig): Promise<void> {
     .filter(([name]) => !name.startsWith('auxiliary_head.'))
     .reduce((sum, [, p]) => sum + p.numel, 0);
   const out: StepResult = {
-    side: 'ours', version: backend.name, threads: backend.threads, medianS: median(samples), samplesS: samples,
+    side: 'ours', version: `${backend.name}${'build' in backend ? ` ${String(backend.build)}` : ''}`, threads: backend.threads, medianS: median(samples), samplesS: samples,
     parameters: mainParameters, peakRssMiB: peakRssMiB(),
     backendPeakMiB: memory.peakBytes / 2 ** 20, backendReservedMiB: memory.reservedBytes / 2 ** 20, cpuSeconds: processCpuSeconds(),
+    ...(peak === null ? {} : { peak, flopsPerStep: median(flops) }),
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
@@ -221,6 +229,7 @@ export async function run(args: readonly string[]): Promise<void> {
   const memory = runs.filter((r) => r.ours.result?.backendPeakMiB !== undefined)
     .map((r) => `b${r.batch} ${formatGiB(r.ours.result?.backendPeakMiB)} live peak / ${formatGiB(r.ours.result?.backendReservedMiB)} reserved`);
   if (memory.length > 0) console.log(`our backend memory (GiB): ${memory.join(', ')}`);
+  for (const line of efficiencyLines(runs.map((r) => ({ id: `b${r.batch}`, ours: r.ours.result, torch: r.torch?.result ?? null })))) console.log(line);
   if (genotypeName === 'PC_DARTS_cifar' && channels === 36 && layers === 20 && dropPath === 0.3) {
     console.log(`note: reference (../shared/anchors/pytorch-search.md: the authors' code, PyTorch 1.13, 2 threads, idle machine): ${
       Object.entries(ANCHORS).map(([b, a]) => `batch ${b} ${a.seconds} s/step, ${a.rate} images/s, ${a.gb} GB`).join('; ')}` +

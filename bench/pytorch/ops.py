@@ -37,6 +37,23 @@ def cpu_seconds():
     return usage.ru_utime + usage.ru_stime
 
 
+def matmul_peak_gflops(threads, n=1536, repeats=5):
+    """PyTorch's own float32 peak here: GFLOP/s of a large square matrix product (oneDNN/MKL
+    or OpenBLAS, with whatever vector width the CPU has), best of `repeats`, at `threads`."""
+    import time
+    import torch
+    torch.set_num_threads(int(threads))
+    a = torch.randn(n, n)
+    b = torch.randn(n, n)
+    torch.mm(a, b)
+    best = 0.0
+    for _ in range(repeats):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        best = max(best, 2 * n ** 3 / (time.perf_counter() - t) / 1e9)
+    return best
+
+
 def build_case(op, shape):
     """Returns (forward, leaves, with_backward); forward() -> y."""
     n, c, h, w = shape
