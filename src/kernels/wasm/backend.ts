@@ -11,9 +11,11 @@
  *
  * Threads: a kernel call is split into "parts" that write disjoint outputs; the main thread
  * publishes the job and works on parts alongside the workers (protocol in worker.ts).
- * Calls estimated below PARALLEL_MIN_NS run on the main thread alone. A dispatch costs a few
- * microseconds while the workers still spin after the previous job, tens when they sleep
- * (the main thread works meanwhile, so it rarely waits for a wake-up). Reductions over the batch
+ * Calls estimated below PARALLEL_MIN_NS run on the main thread alone, and below
+ * PARALLEL_MIN_NS_PARKED too while a worker is parked. After a job a worker polls for the
+ * next one for WORKER_SPIN_US (a step issues jobs microseconds apart, so it stays awake
+ * through a step), then parks in Atomics.wait: an idle backend burns no CPU, and the main
+ * thread pays the futex wake-up only when someone sleeps. Reductions over the batch
  * (weight gradients, dot) use chunk boundaries that depend only on the shapes and combine
  * chunk partials in order, so results are bitwise identical for any thread count.
  */
@@ -26,7 +28,7 @@ import { checkGatherMap } from '../ref/backend.js';
 import { registerBackend } from '../registry.js';
 import {
   ARGS_BYTE_OFFSET, CLOSED, CONTROL_BYTES, MAX_ARGS, MAX_GEN, MAX_PARTS, PART_BITS,
-  SLOT_DONE, SLOT_ERROR, SLOT_FN, SLOT_GEN, SLOT_NARGS, SLOT_NEXT, SLOT_NPARTS, SLOT_READY, SLOT_STOP,
+  SLOT_DONE, SLOT_ERROR, SLOT_FN, SLOT_GEN, SLOT_NARGS, SLOT_NEXT, SLOT_NPARTS, SLOT_READY, SLOT_SLEEPERS, SLOT_STOP,
   runClaimedParts, type KernelFunction, type WorkerInit,
 } from './worker.js';
 
@@ -42,10 +44,16 @@ const INITIAL_PAGES = 256; // 16 MiB
 const MAXIMUM_PAGES = [65536, 32768, 16384, 8192];
 /** Work estimated below this (nanoseconds on one thread) runs on the main thread alone. */
 const PARALLEL_MIN_NS = 20_000;
-/** Polls of the job word a worker makes before sleeping (a few hundred microseconds). */
-const WORKER_SPIN = 200_000;
-/** Polls of the completion counter the main thread makes before sleeping. */
-const MAIN_SPIN = 1_000_000;
+/**
+ * The same while a worker is parked: waking it costs the main thread a futex syscall and the
+ * worker tens of microseconds, so only work that long is worth it (the main thread starts at
+ * once either way, so a late worker only takes fewer parts).
+ */
+const PARALLEL_MIN_NS_PARKED = 100_000;
+/** Microseconds a worker polls for the next job before parking (PCDARTS_WORKER_SPIN_US overrides). */
+const WORKER_SPIN_US = 100;
+/** Microseconds the main thread polls for the workers' last parts before waiting on a futex. */
+const MAIN_SPIN_US = 2_000;
 /** Floats per chunk of `dot` (fixed, so the float64 partials do not depend on threads). */
 const DOT_CHUNK = 4096;
 /** Weight-gradient reductions use at most this many batch chunks. */
@@ -344,6 +352,19 @@ export interface WasmBackendOptions {
   parallelThresholdNs?: number;
   /** Kernel build (default: PCDARTS_WASM_BUILD, else relaxed-simd where the runtime has it). */
   build?: KernelBuild | 'auto';
+  /**
+   * Microseconds a worker keeps polling for the next job before parking (default 100, or
+   * PCDARTS_WORKER_SPIN_US; 0 parks at once). Results never depend on it.
+   */
+  workerSpinUs?: number;
+}
+
+function spinFromEnvironment(): number | undefined {
+  const raw = process.env.PCDARTS_WORKER_SPIN_US;
+  if (raw === undefined || raw === '') return undefined;
+  const us = Number(raw);
+  if (!Number.isFinite(us) || us < 0) throw new Error(`PCDARTS_WORKER_SPIN_US: expected microseconds >= 0, got '${raw}'`);
+  return us;
 }
 
 /** Result of WasmBackend.measurePeak: GFLOP/s of the multiply-add loop. */
@@ -362,6 +383,8 @@ export class WasmBackend implements KernelBackend {
   /** Which of the two kernel builds this backend runs. */
   readonly build: KernelBuild;
   private readonly parallelThresholdNs: number;
+  private readonly parkedThresholdNs: number;
+  private readonly workerSpinUs: number;
   /** Floating-point operations of the counted kernels (convolutions, linear) so far. */
   private flops = 0;
 
@@ -383,6 +406,8 @@ export class WasmBackend implements KernelBackend {
     if (!Number.isInteger(threads) || threads < 1) throw new Error(`wasm backend: bad thread count ${threads}`);
     this.threads = threads;
     this.parallelThresholdNs = options.parallelThresholdNs ?? PARALLEL_MIN_NS;
+    this.parkedThresholdNs = options.parallelThresholdNs ?? PARALLEL_MIN_NS_PARKED;
+    this.workerSpinUs = options.workerSpinUs ?? spinFromEnvironment() ?? WORKER_SPIN_US;
 
     this.build = selectKernelBuild(options.build);
     const module = compiledBuild(this.build) as WebAssembly.Module;
@@ -406,7 +431,7 @@ export class WasmBackend implements KernelBackend {
     for (let i = 0; i < count; i++) {
       const init: WorkerInit = {
         role: 'pcdarts-wasm-kernels', module, memory: this.memory, control: this.control,
-        names: KERNELS, tid: i + 1, spin: WORKER_SPIN,
+        names: KERNELS, tid: i + 1, spinMicroseconds: this.workerSpinUs,
       };
       const worker = new Worker(url, { workerData: init });
       worker.unref(); // idle workers must not keep the process alive
@@ -570,13 +595,14 @@ export class WasmBackend implements KernelBackend {
   private dispatch(name: KernelName, nparts: number, costNs: number, args: number[]): void {
     const index = KERNEL_INDEX.get(name) as number;
     const fn = this.fns[index];
-    if (this.workers.length === 0 || nparts === 1 || nparts > MAX_PARTS || costNs < this.parallelThresholdNs) {
+    const ctrl = this.ctrl;
+    if (this.workers.length === 0 || nparts === 1 || nparts > MAX_PARTS || costNs < this.parallelThresholdNs ||
+      (costNs < this.parkedThresholdNs && Atomics.load(ctrl, SLOT_SLEEPERS) > 0)) {
       for (let part = 0; part < nparts; part++) fn(...args, part, 0);
       return;
     }
     if (args.length > MAX_ARGS) throw new Error(`wasm backend: ${name} has too many arguments`);
-    const ctrl = this.ctrl;
-    // Publish: close claiming, write the job, reopen with the new generation, wake workers.
+    // Publish: close claiming, write the job, reopen with the new generation, wake parked workers.
     Atomics.store(ctrl, SLOT_NEXT, CLOSED);
     Atomics.store(ctrl, SLOT_FN, index);
     Atomics.store(ctrl, SLOT_NARGS, args.length);
@@ -588,14 +614,20 @@ export class WasmBackend implements KernelBackend {
     const gen = this.gen;
     Atomics.store(ctrl, SLOT_NEXT, gen << PART_BITS);
     Atomics.store(ctrl, SLOT_GEN, gen);
-    Atomics.notify(ctrl, SLOT_GEN);
+    if (Atomics.load(ctrl, SLOT_SLEEPERS) > 0) Atomics.notify(ctrl, SLOT_GEN);
 
+    // The main thread takes parts like any worker, then waits for the ones still running.
     const error = runClaimedParts(ctrl, gen, nparts, fn, args, 0, false);
-    let spins = 0;
-    for (;;) {
-      const done = Atomics.load(ctrl, SLOT_DONE);
-      if (done >= nparts) break;
-      if (++spins > MAIN_SPIN) Atomics.wait(ctrl, SLOT_DONE, done, 10);
+    let done = Atomics.load(ctrl, SLOT_DONE);
+    if (done < nparts) {
+      const deadline = performance.now() + MAIN_SPIN_US / 1000;
+      for (let i = 1; done < nparts; i++) {
+        done = Atomics.load(ctrl, SLOT_DONE);
+        if ((i & 63) === 0 && performance.now() > deadline) {
+          Atomics.wait(ctrl, SLOT_DONE, done, 10);
+          done = Atomics.load(ctrl, SLOT_DONE);
+        }
+      }
     }
     if (error !== null) throw error;
     if (Atomics.load(ctrl, SLOT_ERROR) !== 0) throw new Error(`wasm backend: kernel ${name} failed in a worker thread`);
