@@ -543,7 +543,44 @@ describe('wasm pooling matches the reference', () => {
     { batch: 1, channels: 2, inH: 2, inW: 4, kernel: 3, stride: 1, padding: 1 },
     { batch: 2, channels: 2, inH: 32, inW: 32, kernel: 3, stride: 1, padding: 1 },
     { batch: 1, channels: 3, inH: 6, inW: 301, kernel: 3, stride: 1, padding: 1 },
+    // Stride 1 (the gather path of the backward): even windows, padding up to kernel - 1.
+    { batch: 2, channels: 2, inH: 7, inW: 10, kernel: 2, stride: 1, padding: 1 },
+    { batch: 2, channels: 2, inH: 6, inW: 7, kernel: 2, stride: 1, padding: 0 },
+    { batch: 1, channels: 3, inH: 9, inW: 14, kernel: 3, stride: 1, padding: 2 },
+    { batch: 1, channels: 2, inH: 3, inW: 3, kernel: 5, stride: 1, padding: 4 },
   ];
+  /**
+   * Max-pool input gradient in float32, routed in PyTorch's order: each gy, in output order,
+   * added to the first maximum of its window (NaN never wins; an all -inf window routes to
+   * its first in-bounds cell). Both wasm paths (gather at stride 1, scatter otherwise) must
+   * give exactly these bits.
+   */
+  function maxPoolBackwardExact(x: Float32Array, gy: Float32Array, g: PoolGeometry): Float32Array {
+    const gx = new Float32Array(g.batch * g.channels * g.inH * g.inW);
+    for (let p = 0; p < g.batch * g.channels; p++) {
+      for (let oh = 0; oh < g.outH; oh++) {
+        for (let ow = 0; ow < g.outW; ow++) {
+          let best = -Infinity;
+          let at = -1;
+          for (let kh = 0; kh < g.kernelH; kh++) {
+            for (let kw = 0; kw < g.kernelW; kw++) {
+              const ih = oh * g.strideH - g.padH + kh;
+              const iw = ow * g.strideW - g.padW + kw;
+              if (ih < 0 || ih >= g.inH || iw < 0 || iw >= g.inW) continue;
+              const i = (p * g.inH + ih) * g.inW + iw;
+              if (at < 0) at = i; // the first in-bounds cell, unless something beats -inf
+              if (x[i] > best) {
+                best = x[i];
+                at = i;
+              }
+            }
+          }
+          if (at >= 0) gx[at] = Math.fround(gx[at] + gy[(p * g.outH + oh) * g.outW + ow]);
+        }
+      }
+    }
+    return gx;
+  }
   for (const [i, p] of cases.entries()) {
     it(`${p.inH}x${p.inW} k${p.kernel} s${p.stride} p${p.padding}`, () => {
       const rng = new Random(500 + i);
@@ -553,6 +590,7 @@ describe('wasm pooling matches the reference', () => {
       // Few distinct values: plenty of ties for the first-maximum rule.
       const x = new Float32Array(nx);
       for (let j = 0; j < nx; j++) x[j] = rng.int(4) - 2;
+      for (let j = 0; j < nx; j += 7) x[j] = -Infinity; // windows of -inf and partly -inf windows
       const gy = randn(rng, ny);
       const wx = on(wasm, x);
       const wgy = on(wasm, gy);
@@ -568,6 +606,7 @@ describe('wasm pooling matches the reference', () => {
       const gxRef = new Float32Array(nx);
       ref.maxPool2dBackward(x, gy, gxRef, g);
       assertNear(gx, gxRef, 1e-6, 'max gradX');
+      assertBitwise(gx, maxPoolBackwardExact(x, gy, g), 'max gradX in float32, PyTorch order');
 
       const xs = randn(rng, nx);
       const ya = garbage(wasm, ny);
