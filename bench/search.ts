@@ -553,7 +553,7 @@ export async function run(args: readonly string[]): Promise<void> {
       backend: options.backend, threads: options.threads, C: channels, layers, K: config.k, steps: 4, batch: config.batch,
       hw: 32, classes: 10, in_channels: 3, warmup: options.warmup, repeat: options.repeat, seed: 1,
     };
-    const ours = await measureSide('ours', config.id, process.execPath, [self, '--worker', JSON.stringify(workerConfig)]);
+    const ours = await measureSide('ours', config.id, process.execPath, [...process.execArgv, self, '--worker', JSON.stringify(workerConfig)]);
     let theirs: SideRun | null = null;
     if (withTorch) {
       theirs = await measureSide('pytorch', config.id, options.python,

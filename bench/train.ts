@@ -200,7 +200,7 @@ export async function run(args: readonly string[]): Promise<void> {
       backend: options.backend, threads: options.threads, genotypeName, genotype, C: channels, layers, batch, hw: 32, classes: 10,
       drop_path_prob: dropPath, auxiliary_weight: 0.4, warmup: options.warmup, repeat: options.repeat, seed: 1,
     };
-    const ours = await measureSide('ours', id, process.execPath, [self, '--worker', JSON.stringify(workerConfig)]);
+    const ours = await measureSide('ours', id, process.execPath, [...process.execArgv, self, '--worker', JSON.stringify(workerConfig)]);
     const theirs = withTorch
       ? await measureSide('pytorch', id, options.python, [script, JSON.stringify(workerConfig)], threadEnv(options.threads))
       : null;
