@@ -84,6 +84,12 @@ if (kernelProfile !== null) {
 export interface KernelProfileEntry {
   calls: number;
   ms: number;
+  /**
+   * CPU time of the whole process meanwhile (every thread, spinning included). At 1 thread it
+   * is the time the kernel really ran, whatever else held the core: the column to read on a
+   * busy machine.
+   */
+  cpuMs: number;
   /** Multiply-adds count 2; only the convolution, depthwise and linear kernels count any. */
   flops: number;
 }
@@ -92,10 +98,16 @@ export interface KernelProfileEntry {
 export function formatKernelProfile(profile: ReadonlyMap<string, KernelProfileEntry>): string {
   const rows = [...profile.entries()].filter(([name]) => name !== 'simdPeak').sort((a, b) => b[1].ms - a[1].ms);
   const total = rows.reduce((sum, [, e]) => sum + e.ms, 0);
-  const lines = [`kernel profile (${kernelBuildName()} build; wall ms, dispatch included): total ${total.toFixed(0)} ms`];
+  const totalCpu = rows.reduce((sum, [, e]) => sum + e.cpuMs, 0);
+  const lines = [
+    `kernel profile (${kernelBuildName()} build; wall ms with dispatch and waiting, process CPU ms): total ${total.toFixed(0)} ms wall, ${totalCpu.toFixed(0)} ms CPU`,
+    `  ${'kernel'.padEnd(22)} ${'wall ms'.padStart(10)} ${'calls'.padStart(8)} ${'wall %'.padStart(6)} ${'CPU ms'.padStart(10)} ${'GFLOP/s'.padStart(8)} ${'per CPU s'.padStart(9)}`,
+  ];
   for (const [name, e] of rows) {
-    const rate = e.flops > 0 && e.ms > 0 ? `${(e.flops / e.ms / 1e6).toFixed(1).padStart(7)} GFLOP/s` : '';
-    lines.push(`  ${name.padEnd(22)} ${e.ms.toFixed(1).padStart(10)} ms ${String(e.calls).padStart(8)} calls ${(100 * e.ms / total).toFixed(1).padStart(5)} % ${rate}`.trimEnd());
+    const rate = e.flops > 0 && e.ms > 0 ? (e.flops / e.ms / 1e6).toFixed(1) : '';
+    const cpuRate = e.flops > 0 && e.cpuMs > 0 ? (e.flops / e.cpuMs / 1e6).toFixed(1) : '';
+    lines.push(`  ${name.padEnd(22)} ${e.ms.toFixed(1).padStart(10)} ${String(e.calls).padStart(8)} ${(100 * e.ms / total).toFixed(1).padStart(6)} ` +
+      `${e.cpuMs.toFixed(1).padStart(10)} ${rate.padStart(8)} ${cpuRate.padStart(9)}`.trimEnd());
   }
   return `${lines.join('\n')}\n`;
 }
@@ -532,11 +544,15 @@ export class WasmBackend implements KernelBackend {
     if (nparts <= 0) return;
     this.flops += flops;
     if (kernelProfile !== null) {
+      const cpu = process.cpuUsage();
       const start = performance.now();
       this.dispatch(name, nparts, costNs, args);
-      const entry = kernelProfile.get(name) ?? { calls: 0, ms: 0, flops: 0 };
+      const wall = performance.now() - start;
+      const used = process.cpuUsage(cpu);
+      const entry = kernelProfile.get(name) ?? { calls: 0, ms: 0, cpuMs: 0, flops: 0 };
       entry.calls++;
-      entry.ms += performance.now() - start;
+      entry.ms += wall;
+      entry.cpuMs += (used.user + used.system) / 1000;
       entry.flops += flops;
       kernelProfile.set(name, entry);
       return;
