@@ -95,6 +95,12 @@ function buildRows(be: WasmBackend): Row[] {
   convRows('search dw5x5 64x4x32', dw(4, 5, 1));
   convRows('search dw3x3 d2 64x4x32', dw(4, 3, 2));
   convRows('search pw 4->4 64x32', pw(4, 4, 32));
+  // Later search stages: 8 channels at 16x16, 16 at 8x8 (same numel, smaller planes).
+  convRows('search dw3x3 64x8x16', dw(8, 3, 1, 16));
+  convRows('search dw3x3 64x16x8', dw(16, 3, 1, 8));
+  convRows('search dw5x5 64x16x8', dw(16, 5, 1, 8));
+  convRows('search pw 8->8 64x16', pw(8, 8, 16));
+  convRows('search pw 16->16 64x8', pw(16, 16, 8));
   convRows('search dw3x3 64x16x32', dw(16, 3, 1));
   convRows('search pw 16->16 64x32', pw(16, 16, 32));
   // Retraining PC_DARTS_cifar C36: cells at 32x32 (36), 16x16 (72), 8x8 (144), preprocessing 1x1s, stem.
@@ -111,8 +117,8 @@ function buildRows(be: WasmBackend): Row[] {
     const gy = buf(n);
     const y = buf(n);
     const gx = buf(n);
-    const mean = buf(4);
-    const inv = buf(4);
+    const mean = buf(16);
+    const inv = buf(16);
     const bn = { batch: 64, channels: 4, spatial: 1024 };
     const pool = makePoolGeometry({ batch: 64, channels: 4, inH: 32, inW: 32, kernel: 3, stride: 1, padding: 1 });
     rows.push({ id: 'search relu 64x4x32', flops: 0, run: () => be.relu(x, y, n) });
@@ -123,6 +129,11 @@ function buildRows(be: WasmBackend): Row[] {
     rows.push({ id: 'search maxpool3 bwd 64x4x32', flops: 0, run: () => be.maxPool2dBackward(x, gy, gx, pool) });
     rows.push({ id: 'search avgpool3 fwd 64x4x32', flops: 0, run: () => be.avgPool2d(x, y, pool) });
     rows.push({ id: 'search axpy 64x4x32', flops: 0, run: () => be.axpy(0.5, x, y, n) });
+    const pool8 = makePoolGeometry({ batch: 64, channels: 16, inH: 8, inW: 8, kernel: 3, stride: 1, padding: 1 });
+    rows.push({ id: 'search maxpool3 fwd 64x16x8', flops: 0, run: () => be.maxPool2d(x, y, pool8) });
+    rows.push({ id: 'search maxpool3 bwd 64x16x8', flops: 0, run: () => be.maxPool2dBackward(x, gy, gx, pool8) });
+    const bn8 = { batch: 64, channels: 16, spatial: 64 };
+    rows.push({ id: 'search bn train fwd 64x16x8', flops: 0, run: () => be.batchNormTrain(x, null, null, 1e-5, y, mean, inv, bn8) });
     const xs = Array.from({ length: 7 }, () => buf(n));
     rows.push({ id: 'search weightedSum 7x 64x4x32', flops: 0, run: () => be.weightedSum(xs, [1, 2, 3, 4, 5, 6, 7].map((v) => v / 28), y, n) });
   }

@@ -173,12 +173,12 @@ export function windowFma(
   q: usize, rowStep: i32, taps: usize, T: i32, w: usize, out: usize, outH: i32, outW: i32,
 ): void {
   const nv = (outW + 3) >> 2;
+  const nPaired = nv & ~3;
   const T2 = T & ~1;
   for (let oh = 0; oh < outH; oh++) {
     const base = q + <usize>(oh * rowStep);
     const orow = at(out, oh * outW);
-    let v = 0;
-    for (; v + 4 <= nv; v += 4) {
+    for (let v = 0; v < nPaired; v += 4) {
       const vb = base + (<usize>v << 4);
       let a0 = f32x4.splat(0);
       let a1 = a0;
@@ -210,7 +210,50 @@ export function windowFma(
       v128.store(o, a2, 32);
       storeLanes(o + 48, a3, outW - ((v + 3) << 2));
     }
-    for (; v < nv; v++) {
+  }
+  if (nPaired == nv) return;
+  // The last nv % 4 vectors of every row (all of them on planes narrower than 16): even and
+  // odd taps in two chains per vector, two rows at once so that four chains run side by
+  // side (one row's two chains are bound by the addition latency on small planes). Each
+  // output is summed exactly as before, row by row.
+  let oh = 0;
+  for (; oh + 2 <= outH; oh += 2) {
+    const base = q + <usize>(oh * rowStep);
+    const orow = at(out, oh * outW);
+    for (let v = nPaired; v < nv; v++) {
+      const vb = base + (<usize>v << 4);
+      const vc = vb + <usize>rowStep;
+      let a0 = f32x4.splat(0);
+      let a1 = a0;
+      let b0 = a0;
+      let b1 = a0;
+      for (let t = 0; t < T2; t += 2) {
+        const tp = taps + (<usize>t << 2);
+        const wp = w + (<usize>t << 2);
+        const o0 = <usize>load<i32>(tp);
+        const o1 = <usize>load<i32>(tp, 4);
+        const wv = v128.load32_splat(wp);
+        const wu = v128.load32_splat(wp, 4);
+        a0 = fmadd(wv, v128.load(vb + o0), a0);
+        a1 = fmadd(wu, v128.load(vb + o1), a1);
+        b0 = fmadd(wv, v128.load(vc + o0), b0);
+        b1 = fmadd(wu, v128.load(vc + o1), b1);
+      }
+      if (T2 < T) {
+        const o0 = <usize>load<i32>(taps + (<usize>T2 << 2));
+        const wv = v128.load32_splat(w + (<usize>T2 << 2));
+        a0 = fmadd(wv, v128.load(vb + o0), a0);
+        b0 = fmadd(wv, v128.load(vc + o0), b0);
+      }
+      const n = outW - (v << 2);
+      storeLanes(orow + (<usize>v << 4), f32x4.add(a0, a1), n);
+      storeLanes(orow + (<usize>(outW + (v << 2)) << 2), f32x4.add(b0, b1), n);
+    }
+  }
+  for (; oh < outH; oh++) {
+    const base = q + <usize>(oh * rowStep);
+    const orow = at(out, oh * outW);
+    for (let v = nPaired; v < nv; v++) {
       const vb = base + (<usize>v << 4);
       let a0 = f32x4.splat(0);
       let a1 = a0;
