@@ -16,8 +16,9 @@ import { fileURLToPath } from 'node:url';
 
 import { makeConvGeometry, makePoolGeometry, type ConvGeometry } from '../src/kernels/backend.js';
 import { relaxedSimdAvailable, selectKernelBuild, WasmBackend, type KernelBuild } from '../src/kernels/wasm/backend.js';
+import { pytorchScript, threadEnv } from './search.js';
 import {
-  availableCores, formatTable, machineBusySeconds, machineLine, median, otherLoad, parsePositiveInt, parseThreadList,
+  PYTORCH_HINT, availableCores, defaultPython, detectPytorch, formatRatio, formatTable, machineBusySeconds, machineLine, median, otherLoad, parsePositiveInt, parseThreadList,
   processCpuSeconds, runAsWorker, runJsonChild, loadWarning, threadTimes,
 } from './harness.js';
 
@@ -28,6 +29,8 @@ interface KernelsWorkerConfig {
   threads: number;
   repeat: number;
   rows: string[] | null;
+  /** Only print the convolution rows' geometry (for the PyTorch side), measure nothing. */
+  list?: boolean;
 }
 
 interface RowResult {
@@ -57,7 +60,15 @@ interface WorkerOutput {
 // ---------------------------------------------------------------------------------------
 // Rows
 
-type Row = { id: string; flops: number; run: () => void };
+type Row = { id: string; flops: number; run: () => void; conv?: TorchConvRow };
+
+/** A convolution row as bench/pytorch/kernels.py runs it. */
+interface TorchConvRow {
+  id: string;
+  kind: 'fwd' | 'gradIn' | 'gradW';
+  batch: number; inC: number; outC: number; H: number; W: number;
+  k: number; stride: number; pad: number; dilation: number; groups: number;
+}
 
 function conv(p: Parameters<typeof makeConvGeometry>[0]): ConvGeometry {
   return makeConvGeometry(p);
@@ -82,9 +93,13 @@ function buildRows(be: WasmBackend): Row[] {
     const gx = buf(x.length);
     const gw = buf(w.length);
     const flops = 2 * g.batch * g.outChannels * (g.inChannels / g.groups) * g.kernelH * g.kernelW * g.outH * g.outW;
-    rows.push({ id: `${tag} fwd`, flops, run: () => be.conv2d(x, w, y, g) });
-    rows.push({ id: `${tag} gradIn`, flops, run: () => be.conv2dGradInput(y, w, gx, g) });
-    rows.push({ id: `${tag} gradW`, flops, run: () => be.conv2dGradWeight(x, y, gw, g) });
+    const torchRow = (id: string, kind: TorchConvRow['kind']): TorchConvRow => ({
+      id, kind, batch: g.batch, inC: g.inChannels, outC: g.outChannels, H: g.inH, W: g.inW,
+      k: g.kernelH, stride: g.strideH, pad: g.padH, dilation: g.dilationH, groups: g.groups,
+    });
+    rows.push({ id: `${tag} fwd`, flops, run: () => be.conv2d(x, w, y, g), conv: torchRow(`${tag} fwd`, 'fwd') });
+    rows.push({ id: `${tag} gradIn`, flops, run: () => be.conv2dGradInput(y, w, gx, g), conv: torchRow(`${tag} gradIn`, 'gradIn') });
+    rows.push({ id: `${tag} gradW`, flops, run: () => be.conv2dGradWeight(x, y, gw, g), conv: torchRow(`${tag} gradW`, 'gradW') });
   };
   const dw = (C: number, k: number, d: number, H = 32): ConvGeometry =>
     conv({ batch: 64, inChannels: C, inH: H, inW: H, outChannels: C, kernel: k, padding: (d * (k - 1)) / 2, dilation: d, groups: C });
@@ -180,6 +195,11 @@ function sample(fn: () => void, minMs: number, batches: number): { bestMs: numbe
 async function worker(config: KernelsWorkerConfig): Promise<void> {
   const be = new WasmBackend({ threads: config.threads, build: config.build });
   const rows = buildRows(be).filter((r) => config.rows === null || config.rows.some((f) => r.id.includes(f)));
+  if (config.list) {
+    be.dispose();
+    process.stdout.write(`${JSON.stringify(rows.flatMap((r) => (r.conv ? [r.conv] : [])))}\n`);
+    return;
+  }
   const overall = be.measurePeak(100, 5);
   const out: RowResult[] = [];
   // The peak loop as a sample too: one call = 2 ms of multiply-adds on every thread.
@@ -232,6 +252,10 @@ options:
                      relaxed-simd runs with --experimental-wasm-relaxed-simd)
   --repeat N         batches of calls per row (default 20, each at least 5 ms)
   --rows TEXT,...    only rows whose id contains one of these
+  --vs-pytorch       also time PyTorch's own kernels for the convolution rows (F.conv2d,
+                     aten.convolution_backward; bench/pytorch/kernels.py), same thread counts,
+                     same clean-batch rule, and print ours / PyTorch
+  --python PATH      interpreter with torch (default: $PCDARTS_PYTHON or /usr/bin/python3)
   --json             print the raw results as JSON too`;
 
 export async function run(args: readonly string[]): Promise<void> {
@@ -240,6 +264,8 @@ export async function run(args: readonly string[]): Promise<void> {
   let repeat = 20;
   let rows: string[] | null = null;
   let json = false;
+  let vsPytorch = false;
+  let python = defaultPython();
   for (let i = 0; i < args.length; i++) {
     const value = (): string => {
       const v = args[++i];
@@ -256,10 +282,14 @@ export async function run(args: readonly string[]): Promise<void> {
       case '--repeat': repeat = parsePositiveInt('--repeat', value()); break;
       case '--rows': rows = value().split(','); break;
       case '--json': json = true; break;
+      case '--vs-pytorch': vsPytorch = true; break;
+      case '--python': python = value(); break;
       default: throw new Error(`unknown option '${args[i]}'\n\n${HELP}`);
     }
   }
-  console.log(machineLine('not used'));
+  const torchVersion = vsPytorch ? detectPytorch(python) : null;
+  if (vsPytorch && torchVersion === null) console.log(`PyTorch not found (\`${python} -c 'import torch'\` failed): ${PYTORCH_HINT}`);
+  console.log(machineLine(torchVersion ?? 'not used'));
   const busy = await loadWarning(0.1);
   console.log(busy ?? 'other load before starting: below 0.1 cores (idle enough)');
   const self = fileURLToPath(import.meta.url);
@@ -277,6 +307,17 @@ export async function run(args: readonly string[]): Promise<void> {
       results.push({ key: `${build}@${t}`, out, load });
     }
   }
+  const torchRuns: { threads: number; rows: { id: string; bestMs: number; clean: number }[] }[] = [];
+  if (torchVersion !== null) {
+    const list = await runJsonChild<TorchConvRow[]>(process.execPath, [self, '--worker', JSON.stringify({ build: builds[0], threads: 1, repeat, rows, list: true })],
+      { env: { PCDARTS_WASM_BUILD: builds[0] } }).catch(() => null);
+    for (const t of list && list.length > 0 ? threads : []) {
+      process.stderr.write(`  measuring PyTorch at ${t} thread${t > 1 ? 's' : ''} (fresh process) `);
+      const out = await runJsonChild<{ threads: number; rows: { id: string; bestMs: number; clean: number }[] }>(
+        python, [pytorchScript('kernels.py'), JSON.stringify({ threads: t, repeat, rows: list })], { env: threadEnv(t) });
+      torchRuns.push({ threads: t, rows: out.rows });
+    }
+  }
   for (const r of results) {
     console.log(`wasm ${r.out.build} at ${r.out.threads} thread(s): multiply-add peak ${r.out.peakOne.toFixed(1)} GFLOP/s on 1 thread, ` +
       `${r.out.peakAll.toFixed(1)} on all ${r.out.threads} (${(r.out.peakAll / r.out.peakOne).toFixed(2)}x)` +
@@ -290,6 +331,7 @@ export async function run(args: readonly string[]): Promise<void> {
     for (const r of results.filter((x) => x.out.build === build && x.out.threads > 1)) if (one) scaling.push({ build, one, many: r.out });
   }
   for (const s of scaling) headers.push(`${s.build} ${s.many.threads}t/1t`);
+  for (const tr of torchRuns) headers.push(`torch@${tr.threads} ms`, `${builds[builds.length - 1]}/torch@${tr.threads}`);
   const ids = results[0]?.out.rows.map((r) => r.id) ?? [];
   const table = ids.map((id) => {
     const cells = [id];
@@ -304,12 +346,18 @@ export async function run(args: readonly string[]): Promise<void> {
       const b = s.many.rows.find((x) => x.id === id);
       cells.push(a && b ? `${(a.bestMs / b.bestMs).toFixed(2)}x${b.bestMs > a.bestMs * 1.05 ? ' SLOWER' : ''}` : '-');
     }
+    for (const tr of torchRuns) {
+      const t = tr.rows.find((x) => x.id === id);
+      const ours = results.filter((r) => r.out.build === builds[builds.length - 1] && r.out.threads === tr.threads)[0]?.out.rows.find((x) => x.id === id);
+      cells.push(t ? `${t.bestMs.toFixed(3)}${t.clean === 0 ? '?' : ''}` : '', t && ours ? formatRatio(ours.bestMs, t.bestMs) : '');
+    }
     return cells;
   });
   console.log('');
   console.log(formatTable(headers, table));
   console.log('ms = fastest call of the batches that ran with no run-queue wait (? = none did: disturbed, take with salt); % peak = GFLOP/s over the peak loop measured in the same process just before the row ' +
-    '(1-thread peak at 1 thread, all-thread peak otherwise); Nt/1t = speed-up of N threads over 1 (SLOWER: more than 5 % slower)');
+    '(1-thread peak at 1 thread, all-thread peak otherwise); Nt/1t = speed-up of N threads over 1 (SLOWER: more than 5 % slower)' +
+    (torchRuns.length > 0 ? `; torch = PyTorch ${torchVersion}'s own kernel for the row, ours/torch below 1: we are faster` : ''));
   if (json) console.log(JSON.stringify(results));
 }
 

@@ -60,8 +60,8 @@ export interface StepResult {
   peak?: PeakReport;
   /** Our side: counted FLOPs (convolutions and linear layers, a multiply-add = 2) of one timed step. */
   flopsPerStep?: number;
-  /** PyTorch side: GFLOP/s of a large square matrix product at the same thread count (its own peak). */
-  matmulPeakGflops?: number;
+  /** PyTorch side: GFLOP/s of a large 1x1 convolution (oneDNN) at the same thread count: its own peak. */
+  convPeakGflops?: number;
   /** Set (and nothing measured) when the side failed, e.g. out of memory. */
   error?: string;
 }
@@ -312,7 +312,8 @@ export function flopCount(backend: object): number {
 /**
  * Efficiency lines: our counted FLOPs per step over our step time (median and fastest), as a
  * fraction of the wasm peak measured in the same process; PyTorch's rate for the same FLOPs
- * (the same network and step, so the same useful work) against its own matrix-product peak.
+ * (the same network and step, so the same useful work) against its own peak (a large 1x1
+ * convolution through its convolution backend).
  */
 export function efficiencyLines(pairs: { id: string; ours: StepResult | null; torch: StepResult | null }[]): string[] {
   const lines: string[] = [];
@@ -329,7 +330,7 @@ export function efficiencyLines(pairs: { id: string; ours: StepResult | null; to
       `${best.toFixed(1)} fastest = ${(100 * rate / peak).toFixed(0)} % / ${(100 * best / peak).toFixed(0)} % of the ${ours.peak.threads}-thread wasm peak (${peak.toFixed(1)} GFLOP/s)`;
     if (torch && torch.medianS > 0) {
       const t = gflop / torch.medianS;
-      line += `; PyTorch ${t.toFixed(1)} GFLOP/s` + (torch.matmulPeakGflops ? ` = ${(100 * t / torch.matmulPeakGflops).toFixed(0)} % of its own matmul peak (${torch.matmulPeakGflops.toFixed(0)} GFLOP/s at ${torch.threads} threads)` : '');
+      line += `; PyTorch ${t.toFixed(1)} GFLOP/s` + (torch.convPeakGflops ? ` = ${(100 * t / torch.convPeakGflops).toFixed(0)} % of its own peak (a large 1x1 convolution: ${torch.convPeakGflops.toFixed(0)} GFLOP/s at ${torch.threads} threads)` : '');
     }
     lines.push(line);
   }

@@ -37,20 +37,24 @@ def cpu_seconds():
     return usage.ru_utime + usage.ru_stime
 
 
-def matmul_peak_gflops(threads, n=1536, repeats=5):
-    """PyTorch's own float32 peak here: GFLOP/s of a large square matrix product (oneDNN/MKL
-    or OpenBLAS, with whatever vector width the CPU has), best of `repeats`, at `threads`."""
+def conv_peak_gflops(threads, channels=512, repeats=5):
+    """PyTorch's own float32 peak here: GFLOP/s of a large 1x1 convolution (8 x 512 x 32 x 32
+    by 512 x 512: the convolution backend, oneDNN in Debian's build, with whatever vector width
+    the CPU has; a plain torch.mm would measure Debian's reference BLAS instead), best of
+    `repeats`, at `threads`."""
     import time
     import torch
+    import torch.nn.functional as F
     torch.set_num_threads(int(threads))
-    a = torch.randn(n, n)
-    b = torch.randn(n, n)
-    torch.mm(a, b)
-    best = 0.0
-    for _ in range(repeats):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        best = max(best, 2 * n ** 3 / (time.perf_counter() - t) / 1e9)
+    x = torch.randn(8, channels, 32, 32)
+    w = torch.randn(channels, channels, 1, 1)
+    with torch.no_grad():
+        F.conv2d(x, w)
+        best = 0.0
+        for _ in range(repeats):
+            t = time.perf_counter()
+            F.conv2d(x, w)
+            best = max(best, 2 * 8 * channels * channels * 32 * 32 / (time.perf_counter() - t) / 1e9)
     return best
 
 

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model_search import Network  # noqa: E402
-from ops import cpu_seconds, matmul_peak_gflops, peak_rss_mib  # noqa: E402
+from ops import cpu_seconds, conv_peak_gflops, peak_rss_mib  # noqa: E402
 
 
 def main():
@@ -99,7 +99,7 @@ def main():
         'parameters': sum(p.numel() for p in model.parameters()),
         'peakRssMiB': peak_rss_mib(),
         'cpuSeconds': cpu_seconds(),
-        'matmulPeakGflops': matmul_peak_gflops(config['threads']),
+        'convPeakGflops': conv_peak_gflops(config['threads']),
     }))
 
 

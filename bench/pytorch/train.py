@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model_eval import NetworkCIFAR  # noqa: E402
-from ops import cpu_seconds, matmul_peak_gflops, peak_rss_mib  # noqa: E402
+from ops import cpu_seconds, conv_peak_gflops, peak_rss_mib  # noqa: E402
 
 
 def main():
@@ -74,7 +74,7 @@ def main():
         'parameters': main_params,
         'peakRssMiB': peak_rss_mib(),
         'cpuSeconds': cpu_seconds(),
-        'matmulPeakGflops': matmul_peak_gflops(config['threads']),
+        'convPeakGflops': conv_peak_gflops(config['threads']),
     }))
 
 
