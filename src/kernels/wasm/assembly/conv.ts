@@ -14,7 +14,7 @@
 // same summation order, hence the same bits.
 
 import { addF32, align64, at, at64, copyF32, fillF32, hsum64, imax, imin, roundUp4, fmadd } from './common';
-import { gemmNT, gemmPacked, gemmRows, gemmRowsNT, packA, packBytes, panelBytes } from './gemm';
+import { gemmNTSamples, gemmPacked, gemmRows, gemmRowsNT, packA, packBytes, panelBytes } from './gemm';
 import { buildTaps, copyIntoQ, fillQ, qFloats, qRows, qStride, copyFromQ, window3x3s1, windowFma } from './window';
 
 /** Mirrors ConvGeometry; the JS side writes the fields in this order as int32. */
@@ -320,19 +320,24 @@ export function convGradWeight(
   const acc = at64(partials, part * g.outC * Kc);
   memory.fill(acc, 0, <usize>(g.outC * Kc) << 3);
   const n1 = imin(g.batch, (part + 1) * chunk);
+  if (is1x1(g)) {
+    // The chunk's samples in one pass per tile (vector sums across them, one reduction).
+    const n0 = part * chunk;
+    for (let gi = 0; gi < g.groups; gi++) {
+      gemmNTSamples(coutG, Kc, HWo, at(gy, (n0 * g.outC + gi * coutG) * HWo), HWo, g.outC * HWo,
+        at(x, (n0 * g.inC + gi * cinG) * HWi), HWo, g.inC * HWi, n1 - n0, at64(acc, gi * coutG * Kc), Kc);
+    }
+    return;
+  }
   for (let n = part * chunk; n < n1; n++) {
     for (let gi = 0; gi < g.groups; gi++) {
       const xg = at(x, (n * g.inC + gi * cinG) * HWi);
       const gyg = at(gy, (n * g.outC + gi * coutG) * HWo);
       const accg = at64(acc, gi * coutG * Kc);
-      if (is1x1(g)) {
-        gemmNT(coutG, Kc, HWo, gyg, HWo, xg, HWo, accg, Kc, true);
-      } else {
-        for (let ci = 0; ci < cinG; ci++) {
-          copyIntoQ(at(xg, ci * HWi), g.inH, g.inW, 1, 1, g.pH, g.pW, at(q, ci * plane), rows, g.sW, st);
-        }
-        gemmRowsNT(coutG, Kc, gyg, HWo, table, q, g.sH * st * 4, g.outH, g.outW, accg, Kc);
+      for (let ci = 0; ci < cinG; ci++) {
+        copyIntoQ(at(xg, ci * HWi), g.inH, g.inW, 1, 1, g.pH, g.pW, at(q, ci * plane), rows, g.sW, st);
       }
+      gemmRowsNT(coutG, Kc, gyg, HWo, table, q, g.sH * st * 4, g.outH, g.outW, accg, Kc);
     }
   }
 }

@@ -280,6 +280,97 @@ export function gemmNT(
   }
 }
 
+/**
+ * gemmNT accumulating in float64 over `samples` consecutive samples at once: for i < M, j < N
+ *   C64[i * ldc + j] += sum over s < samples, k < K of
+ *     A[s * aSample + i * lda + k] * B[s * bSample + j * ldb + k]
+ * (aSample / bSample in floats). Each 4 x 2 tile keeps its float32 vector sums across the
+ * samples and reduces them to float64 once: on small planes (K = 64 for 8 x 8) the per-sample
+ * reductions of gemmNT cost a third of the work. The association depends only on the shapes.
+ */
+export function gemmNTSamples(
+  M: i32, N: i32, K: i32, A: usize, lda: i32, aSample: i32, B: usize, ldb: i32, bSample: i32, samples: i32,
+  C: usize, ldc: i32,
+): void {
+  const K4 = K & ~3;
+  const tail = K & 3;
+  const mask = laneMask(tail);
+  const kt = <usize>K4 << 2;
+  const aStep = <usize>aSample << 2;
+  const bStep = <usize>bSample << 2;
+  const ldc8 = <usize>ldc << 3;
+  for (let i0 = 0; i0 < M; i0 += 4) {
+    const mr = imin(4, M - i0);
+    for (let j0 = 0; j0 < N; j0 += 2) {
+      const nr = imin(2, N - j0);
+      let s00 = f32x4.splat(0);
+      let s01 = s00;
+      let s10 = s00;
+      let s11 = s00;
+      let s20 = s00;
+      let s21 = s00;
+      let s30 = s00;
+      let s31 = s00;
+      for (let s = 0; s < samples; s++) {
+        // Rows past M / N alias the tile's first row: computed and dropped.
+        const a0 = at(A, i0 * lda) + <usize>s * aStep;
+        const a1 = mr > 1 ? at(a0, lda) : a0;
+        const a2 = mr > 2 ? at(a0, 2 * lda) : a0;
+        const a3 = mr > 3 ? at(a0, 3 * lda) : a0;
+        const b0 = at(B, j0 * ldb) + <usize>s * bStep;
+        const b1 = nr > 1 ? at(b0, ldb) : b0;
+        for (let kb: usize = 0; kb < kt; kb += 16) {
+          const x0 = v128.load(b0 + kb);
+          const x1 = v128.load(b1 + kb);
+          let a = v128.load(a0 + kb);
+          s00 = fmadd(a, x0, s00);
+          s01 = fmadd(a, x1, s01);
+          a = v128.load(a1 + kb);
+          s10 = fmadd(a, x0, s10);
+          s11 = fmadd(a, x1, s11);
+          a = v128.load(a2 + kb);
+          s20 = fmadd(a, x0, s20);
+          s21 = fmadd(a, x1, s21);
+          a = v128.load(a3 + kb);
+          s30 = fmadd(a, x0, s30);
+          s31 = fmadd(a, x1, s31);
+        }
+        if (tail) {
+          const x0 = v128.and(v128.load(b0 + kt), mask);
+          const x1 = v128.and(v128.load(b1 + kt), mask);
+          let a = v128.and(v128.load(a0 + kt), mask);
+          s00 = fmadd(a, x0, s00);
+          s01 = fmadd(a, x1, s01);
+          a = v128.and(v128.load(a1 + kt), mask);
+          s10 = fmadd(a, x0, s10);
+          s11 = fmadd(a, x1, s11);
+          a = v128.and(v128.load(a2 + kt), mask);
+          s20 = fmadd(a, x0, s20);
+          s21 = fmadd(a, x1, s21);
+          a = v128.and(v128.load(a3 + kt), mask);
+          s30 = fmadd(a, x0, s30);
+          s31 = fmadd(a, x1, s31);
+        }
+      }
+      const c = at64(C, i0 * ldc + j0);
+      store<f64>(c, load<f64>(c) + hsum64(s00));
+      if (nr > 1) store<f64>(c, load<f64>(c, 8) + hsum64(s01), 8);
+      if (mr > 1) {
+        store<f64>(c + ldc8, load<f64>(c + ldc8) + hsum64(s10));
+        if (nr > 1) store<f64>(c + ldc8, load<f64>(c + ldc8, 8) + hsum64(s11), 8);
+      }
+      if (mr > 2) {
+        store<f64>(c + 2 * ldc8, load<f64>(c + 2 * ldc8) + hsum64(s20));
+        if (nr > 1) store<f64>(c + 2 * ldc8, load<f64>(c + 2 * ldc8, 8) + hsum64(s21), 8);
+      }
+      if (mr > 3) {
+        store<f64>(c + 3 * ldc8, load<f64>(c + 3 * ldc8) + hsum64(s30));
+        if (nr > 1) store<f64>(c + 3 * ldc8, load<f64>(c + 3 * ldc8, 8) + hsum64(s31), 8);
+      }
+    }
+  }
+}
+
 /** 4 x 8 tile of gemmRows: B row k at b + table[k]. */
 // @ts-ignore: decorator
 @inline function rowTile4x8(K: i32, ap: usize, table: usize, b: usize, c: usize, ldc: usize, mr: i32): void {
