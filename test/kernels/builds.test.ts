@@ -94,3 +94,32 @@ describe('wasm kernel builds', () => {
     assert.ok(sumRelaxed <= 1.1 * sumSimd, `fused total error ${sumRelaxed} vs ${sumSimd}`);
   });
 });
+
+describe('wasm backend instruments', () => {
+  it('counts 2 x multiply-adds of the convolution and linear kernels, nothing for memory-bound ones', async () => {
+    const { WasmBackend } = await import('../../src/kernels/wasm/backend.js');
+    const { makeConvGeometry } = await import('../../src/kernels/backend.js');
+    const be = new WasmBackend({ threads: 2, parallelThresholdNs: 0 });
+    try {
+      const g = makeConvGeometry({ batch: 2, inChannels: 6, inH: 9, inW: 7, outChannels: 4, kernel: 3, padding: 1, groups: 2 });
+      const x = be.allocZeros(2 * 6 * 9 * 7);
+      const w = be.allocZeros(4 * 3 * 9);
+      const y = be.allocZeros(2 * 4 * 9 * 7);
+      const before = be.flopCount();
+      be.conv2d(x, w, y, g);
+      be.conv2dGradInput(y, w, x, g);
+      be.conv2dGradWeight(x, y, w, g);
+      const conv = 2 * 2 * 4 * 3 * 9 * 9 * 7; // 2 * batch * outC * (inC / groups) * kH * kW * outH * outW
+      assert.equal(be.flopCount() - before, 3 * conv);
+      be.relu(x, x, x.length);
+      be.linear(be.allocZeros(3 * 5), be.allocZeros(4 * 5), null, be.allocZeros(3 * 4), 3, 5, 4);
+      assert.equal(be.flopCount() - before, 3 * conv + 2 * 3 * 5 * 4);
+      const peak = be.measurePeak(5, 1);
+      assert.equal(peak.threads, 2);
+      assert.equal(peak.build, be.build);
+      assert.ok(peak.oneThread > 0.5 && Number.isFinite(peak.allThreads), `peak ${JSON.stringify(peak)}`);
+    } finally {
+      be.dispose();
+    }
+  });
+});
