@@ -46,6 +46,12 @@ export interface StepResult {
   /** Median seconds of one timed step. */
   medianS: number;
   samplesS: number[];
+  /**
+   * CPU seconds of the whole process in each timed step (every thread, spinning included). At
+   * 1 thread that is the time the step really ran, however busy the machine: the comparison
+   * that survives other load.
+   */
+  cpuSamplesS?: number[];
   /** Search only: median seconds of the architecture step and of the weight step. */
   archMedianS?: number;
   weightMedianS?: number;
@@ -280,6 +286,23 @@ export function fastestStepLine(pairs: { id: string; ours: StepResult | null; to
 }
 
 /**
+ * CPU seconds per step of each side (median) and their ratio. At 1 thread this is the
+ * comparison to read on a busy machine: a process's CPU time is the time it actually ran,
+ * which other load does not stretch (cache and memory traffic of others still can). At more
+ * threads it counts spinning and waiting too, so it is printed but not a speed.
+ */
+export function cpuTimeLine(pairs: { id: string; ours: StepResult | null; torch: StepResult | null }[], threads: number): string | null {
+  const parts = pairs.flatMap(({ id, ours, torch }) => {
+    if (!ours?.cpuSamplesS?.length || !torch?.cpuSamplesS?.length) return [];
+    const o = median(ours.cpuSamplesS);
+    const t = median(torch.cpuSamplesS);
+    return [`${id} ${formatSeconds(o)} vs ${formatSeconds(t)} (${formatRatio(o, t)})`];
+  });
+  if (parts.length === 0) return null;
+  return `CPU seconds per step, ours vs PyTorch (median; ${threads === 1 ? 'at 1 thread: robust to other load' : `at ${threads} threads: includes spinning, not a speed`}): ${parts.join(', ')}`;
+}
+
+/**
  * A worker's failure (e.g. out of memory) as its JSON line, so that the table's error list
  * says what went wrong in one line; the stack goes to stderr only with PCDARTS_BENCH_STACK=1.
  */
@@ -445,12 +468,15 @@ async function worker(config: SearchWorkerConfig): Promise<void> {
   const weightSamples: number[] = [];
   const flops: number[] = [];
   let peak: PeakReport | null = null;
+  const cpuSamples: number[] = [];
   for (let i = 0; i < config.warmup + config.repeat; i++) {
     const timed = i >= config.warmup;
     if (timed && peak === null) peak = measureOurPeak(backend); // right before the timed steps
     const flops0 = flopCount(backend);
+    const cpu0 = processCpuSeconds();
     const s = step();
     if (timed) {
+      cpuSamples.push(processCpuSeconds() - cpu0);
       samples.push(s.total);
       archSamples.push(s.arch);
       weightSamples.push(s.weight);
@@ -462,7 +488,7 @@ async function worker(config: SearchWorkerConfig): Promise<void> {
   const memory = backend.memoryStats();
   const out: StepResult = {
     side: 'ours', version: `${backend.name}${'build' in backend ? ` ${String(backend.build)}` : ''}`, threads: backend.threads,
-    medianS: median(samples), samplesS: samples, archMedianS: median(archSamples), weightMedianS: median(weightSamples),
+    medianS: median(samples), samplesS: samples, cpuSamplesS: cpuSamples, archMedianS: median(archSamples), weightMedianS: median(weightSamples),
     parameters: weights.reduce((s, p) => s + p.numel, 0),
     peakRssMiB: peakRssMiB(), backendPeakMiB: memory.peakBytes / 2 ** 20, backendReservedMiB: memory.reservedBytes / 2 ** 20,
     cpuSeconds: processCpuSeconds(),
@@ -581,6 +607,8 @@ export async function run(args: readonly string[]): Promise<void> {
   if (withTorch) console.log('ratio = ours / PyTorch, same run, same thread count (below 1: we are faster / smaller)');
   const fastest = fastestStepLine(runs.map((r) => ({ id: r.config.id, ours: r.ours.result, torch: r.torch?.result ?? null })));
   if (fastest) console.log(fastest);
+  const cpuLine = cpuTimeLine(runs.map((r) => ({ id: r.config.id, ours: r.ours.result, torch: r.torch?.result ?? null })), options.threads);
+  if (cpuLine) console.log(cpuLine);
   console.log('images/s = 2 x batch images per step (a validation batch for the arch step + a training batch) / seconds per step');
 
   const split = runs.flatMap(({ config, ours, torch: theirs }) => [ours, theirs]

@@ -22,7 +22,7 @@ import {
   LOAD_REMINDER, formatRatio, formatTable, median, parsePositiveInt, peakRssMiB, processCpuSeconds, runAsWorker,
 } from './harness.js';
 import {
-  type SideRun, type StepResult, backendModule, checkFixtures, efficiencyLines, fastestStepLine, flopCount, measureOurPeak, formatGiB, formatRate, formatSeconds, measureSide, parseCommon,
+  type SideRun, type StepResult, backendModule, checkFixtures, cpuTimeLine, efficiencyLines, fastestStepLine, flopCount, measureOurPeak, formatGiB, formatRate, formatSeconds, measureSide, parseCommon,
   preamble, pytorchScript, reportProcesses, reportWorkerError, samplesLines, threadEnv,
 } from './search.js';
 
@@ -95,12 +95,15 @@ async function worker(config: TrainWorkerConfig): Promise<void> {
   const samples: number[] = [];
   const flops: number[] = [];
   let peak: ReturnType<typeof measureOurPeak> = null;
+  const cpuSamples: number[] = [];
   for (let i = 0; i < config.warmup + config.repeat; i++) {
     const timed = i >= config.warmup;
     if (timed && peak === null) peak = measureOurPeak(backend); // right before the timed steps
     const flops0 = flopCount(backend);
+    const cpu0 = processCpuSeconds();
     const s = step();
     if (timed) {
+      cpuSamples.push(processCpuSeconds() - cpu0);
       samples.push(s.seconds);
       flops.push(flopCount(backend) - flops0);
     }
@@ -111,7 +114,7 @@ async function worker(config: TrainWorkerConfig): Promise<void> {
     .filter(([name]) => !name.startsWith('auxiliary_head.'))
     .reduce((sum, [, p]) => sum + p.numel, 0);
   const out: StepResult = {
-    side: 'ours', version: `${backend.name}${'build' in backend ? ` ${String(backend.build)}` : ''}`, threads: backend.threads, medianS: median(samples), samplesS: samples,
+    side: 'ours', version: `${backend.name}${'build' in backend ? ` ${String(backend.build)}` : ''}`, threads: backend.threads, medianS: median(samples), samplesS: samples, cpuSamplesS: cpuSamples,
     parameters: mainParameters, peakRssMiB: peakRssMiB(),
     backendPeakMiB: memory.peakBytes / 2 ** 20, backendReservedMiB: memory.reservedBytes / 2 ** 20, cpuSeconds: processCpuSeconds(),
     ...(peak === null ? {} : { peak, flopsPerStep: median(flops) }),
@@ -224,6 +227,8 @@ export async function run(args: readonly string[]): Promise<void> {
   if (withTorch) console.log('ratio = ours / PyTorch, same run, same thread count (below 1: we are faster / smaller)');
   const fastest = fastestStepLine(runs.map((r) => ({ id: `b${r.batch}`, ours: r.ours.result, torch: r.torch?.result ?? null })));
   if (fastest) console.log(fastest);
+  const cpuLine = cpuTimeLine(runs.map((r) => ({ id: `b${r.batch}`, ours: r.ours.result, torch: r.torch?.result ?? null })), options.threads);
+  if (cpuLine) console.log(cpuLine);
   const parameters = runs.map((r) => r.ours.result?.parameters ?? r.torch?.result?.parameters).find((p) => p !== undefined);
   if (parameters !== undefined) console.log(`parameters (main network, auxiliary head excluded): ${parameters.toLocaleString('en-US')}`);
   const memory = runs.filter((r) => r.ours.result?.backendPeakMiB !== undefined)

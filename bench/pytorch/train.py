@@ -56,11 +56,13 @@ def main():
         return time.perf_counter() - t0, loss.item()
 
     warmup, repeat = int(config.get('warmup', 2)), int(config.get('repeat', 3))
-    samples = []
+    samples, cpu_samples = [], []
     for i in range(warmup + repeat):
+        cpu0 = time.process_time()
         seconds, loss = step()
         timed = i >= warmup
         if timed:
+            cpu_samples.append(time.process_time() - cpu0)
             samples.append(seconds)
         print(f'    pytorch step {i + 1}/{warmup + repeat}{"" if timed else " (warm-up)"}: {seconds:.2f} s, loss {loss:.4f}',
               file=sys.stderr, flush=True)
@@ -71,6 +73,7 @@ def main():
         'threads': torch.get_num_threads(),
         'medianS': statistics.median(samples),
         'samplesS': samples,
+        'cpuSamplesS': cpu_samples,
         'parameters': main_params,
         'peakRssMiB': peak_rss_mib(),
         'cpuSeconds': cpu_seconds(),
