@@ -133,6 +133,19 @@ export function threadTimes(): { runNs: number; waitNs: number } | null {
   }
 }
 
+/**
+ * Milliseconds this process's main thread has run on a CPU (Linux schedstat of the thread
+ * whose id is the process id), or null where unavailable: a clock that time-slicing does
+ * not advance.
+ */
+export function mainThreadCpuMs(): number | null {
+  try {
+    return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+  } catch {
+    return null;
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // Child processes
 

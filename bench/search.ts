@@ -27,7 +27,7 @@ import { manualSeed, Random } from '../src/tensor/random.js';
 import { type Tensor, fromArray, tidy } from '../src/tensor/tensor.js';
 import {
   type PeakReport, LOAD_REMINDER, PYTORCH_HINT, availableCores, defaultPython, detectPytorch, formatRatio, formatTable, loadWarning,
-  machineBusySeconds, machineLine, median, otherLoad, parsePositiveInt, peakLine, peakRssMiB, processCpuSeconds, runJsonChild,
+  machineBusySeconds, machineLine, mainThreadCpuMs, median, otherLoad, parsePositiveInt, peakLine, peakRssMiB, processCpuSeconds, runJsonChild,
   runAsWorker,
 } from './harness.js';
 
@@ -317,13 +317,18 @@ export function reportWorkerError(error: unknown): void {
 interface Instrumented {
   readonly build?: string;
   flopCount?(): number;
-  measurePeak?(ms?: number, repeats?: number): PeakReport;
+  measurePeak?(ms?: number, repeats?: number, threadClockMs?: () => number): PeakReport;
 }
 
-/** The multiply-add peak of our backend, measured now (null for a backend without one, e.g. ref). */
+/**
+ * The multiply-add peak of our backend, measured now (null for a backend without one, e.g.
+ * ref); the 1-thread figure on the main thread's CPU clock where Linux provides one.
+ */
 export function measureOurPeak(backend: object): PeakReport | null {
   const b = backend as Instrumented;
-  return typeof b.measurePeak === 'function' ? b.measurePeak() : null;
+  if (typeof b.measurePeak !== 'function') return null;
+  const clock = mainThreadCpuMs() === null ? undefined : () => mainThreadCpuMs() as number;
+  return b.measurePeak(60, 5, clock);
 }
 
 /** Counted FLOPs so far (0 for a backend that does not count). */
@@ -351,9 +356,18 @@ export function efficiencyLines(pairs: { id: string; ours: StepResult | null; to
     const peak = ours.peak.allThreads;
     let line = `efficiency ${id}: ${gflop.toFixed(1)} GFLOP per step (convolutions + linear, counted); ours ${rate.toFixed(1)} GFLOP/s median, ` +
       `${best.toFixed(1)} fastest = ${(100 * rate / peak).toFixed(0)} % / ${(100 * best / peak).toFixed(0)} % of the ${ours.peak.threads}-thread wasm peak (${peak.toFixed(1)} GFLOP/s)`;
+    if (ours.peak.threads === 1 && ours.cpuSamplesS?.length) {
+      // At 1 thread both the step and the peak can be timed on CPU clocks: immune to time-slicing.
+      const perCpu = gflop / median(ours.cpuSamplesS);
+      line += `; per CPU second ${perCpu.toFixed(1)} GFLOP/s = ${(100 * perCpu / ours.peak.oneThread).toFixed(0)} % of the peak`;
+    }
     if (torch && torch.medianS > 0) {
       const t = gflop / torch.medianS;
       line += `; PyTorch ${t.toFixed(1)} GFLOP/s` + (torch.convPeakGflops ? ` = ${(100 * t / torch.convPeakGflops).toFixed(0)} % of its own peak (a large 1x1 convolution: ${torch.convPeakGflops.toFixed(0)} GFLOP/s at ${torch.threads} threads)` : '');
+      if (torch.threads === 1 && torch.cpuSamplesS?.length) {
+        const tc = gflop / median(torch.cpuSamplesS);
+        line += `, per CPU second ${tc.toFixed(1)}` + (torch.convPeakGflops ? ` = ${(100 * tc / torch.convPeakGflops).toFixed(0)} %` : '');
+      }
     }
     lines.push(line);
   }

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  cpuVectorExtensions, formatMs, formatRatio, formatTable, median, otherLoad, parsePositiveInt, parseThreadList, peakLine,
+  cpuVectorExtensions, formatMs, mainThreadCpuMs, formatRatio, formatTable, median, otherLoad, parsePositiveInt, parseThreadList, peakLine,
   threadTimes, timeCalls,
 } from '../../bench/harness.js';
 
@@ -130,7 +130,8 @@ describe('bench harness: machine instruments', () => {
 
   it('reads on-CPU and run-queue time of this process\'s threads: on-CPU time grows with work, wait time never shrinks', () => {
     const before = threadTimes();
-    if (before === null) return; // not Linux: nothing to read (the benches then count every batch)
+    const mainBefore = mainThreadCpuMs();
+    if (before === null || mainBefore === null) return; // not Linux: nothing to read (the benches then count every batch)
     // Work until this process has run 10 ms on a CPU (however long a busy machine takes).
     let x = 0;
     let after = threadTimes();
@@ -141,6 +142,8 @@ describe('bench harness: machine instruments', () => {
     }
     assert.ok(after !== null && x > 0);
     assert.ok(after.runNs - before.runNs >= 10e6, `only ${(after.runNs - before.runNs) / 1e6} ms of CPU in 20 s of busy loop`);
+    // The loop ran on the main thread, so the main thread's clock saw (nearly) all of it.
+    assert.ok((mainThreadCpuMs() as number) - mainBefore >= 9, 'the main thread\'s CPU clock advanced with the loop');
     assert.ok(after.waitNs >= before.waitNs);
   });
 });
