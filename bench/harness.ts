@@ -136,7 +136,8 @@ export function threadTimes(): { runNs: number; waitNs: number } | null {
 /**
  * Milliseconds this process's main thread has run on a CPU (Linux schedstat of the thread
  * whose id is the process id), or null where unavailable: a clock that time-slicing does
- * not advance.
+ * not advance. It lags by up to a scheduler tick while the thread runs, so it suits
+ * intervals of a second or more (process.cpuUsage() is exact but counts every thread).
  */
 export function mainThreadCpuMs(): number | null {
   try {

@@ -27,7 +27,7 @@ import { manualSeed, Random } from '../src/tensor/random.js';
 import { type Tensor, fromArray, tidy } from '../src/tensor/tensor.js';
 import {
   type PeakReport, LOAD_REMINDER, PYTORCH_HINT, availableCores, defaultPython, detectPytorch, formatRatio, formatTable, loadWarning,
-  machineBusySeconds, machineLine, mainThreadCpuMs, median, otherLoad, parsePositiveInt, peakLine, peakRssMiB, processCpuSeconds, runJsonChild,
+  machineBusySeconds, machineLine, median, otherLoad, parsePositiveInt, peakLine, peakRssMiB, processCpuSeconds, runJsonChild,
   runAsWorker,
 } from './harness.js';
 
@@ -322,12 +322,17 @@ interface Instrumented {
 
 /**
  * The multiply-add peak of our backend, measured now (null for a backend without one, e.g.
- * ref); the 1-thread figure on the main thread's CPU clock where Linux provides one.
+ * ref); the 1-thread figure on the process's CPU clock.
  */
 export function measureOurPeak(backend: object): PeakReport | null {
   const b = backend as Instrumented;
   if (typeof b.measurePeak !== 'function') return null;
-  const clock = mainThreadCpuMs() === null ? undefined : () => mainThreadCpuMs() as number;
+  // Process CPU time (getrusage: exact to the microsecond for a running thread, unlike
+  // schedstat, which lags by up to a scheduler tick). Parked workers add nothing to it.
+  const clock = (): number => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
   return b.measurePeak(60, 5, clock);
 }
 

@@ -575,7 +575,7 @@ export class WasmBackend implements KernelBackend {
    * thread alone, then on every thread at once. Best of `repeats` runs of `ms` each (other
    * load only slows a run down). `threadClockMs`, when given, times the 1-thread runs instead
    * of the wall clock: a clock of the calling thread's CPU time makes that figure immune to
-   * time-slicing (the benchmarks pass one that reads Linux's schedstat).
+   * time-slicing (the benchmarks pass the process's CPU time).
    */
   measurePeak(ms = 60, repeats = 5, threadClockMs?: () => number): SimdPeak {
     const fn = this.fns[KERNEL_INDEX.get('simdPeak') as number];
