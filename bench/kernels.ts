@@ -295,7 +295,9 @@ export async function run(args: readonly string[]): Promise<void> {
   const self = fileURLToPath(import.meta.url);
   const results: { key: string; out: WorkerOutput; load: number | null }[] = [];
   for (const build of builds) {
-    const flags = build === 'relaxed-simd' && !relaxedSimdAvailable() ? ['--experimental-wasm-relaxed-simd'] : [];
+    // This process's node flags, plus the one that enables relaxed SIMD on Node 20 when needed.
+    const flag = '--experimental-wasm-relaxed-simd';
+    const flags = [...process.execArgv, ...(build === 'relaxed-simd' && !relaxedSimdAvailable() ? [flag] : [])];
     for (const t of threads) {
       const config: KernelsWorkerConfig = { build, threads: t, repeat, rows };
       process.stderr.write(`  measuring ${build} at ${t} thread${t > 1 ? 's' : ''} (fresh process) `);
