@@ -6,7 +6,7 @@
  * which backend its worker process loads.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -111,6 +111,42 @@ export function otherLoad(busyBefore: number | null, busyAfter: number | null, o
   return Math.max(0, (busyAfter - busyBefore - ownCpuSeconds) / wallSeconds);
 }
 
+/**
+ * On-CPU and run-queue time of this process's threads so far, summed over every thread
+ * (Linux /proc/self/task/<tid>/schedstat: nanoseconds running, nanoseconds runnable but
+ * waiting for a CPU); null where unavailable. Waiting time during a measurement is time the
+ * scheduler gave our threads' cores to someone else: a sample with next to none was not
+ * disturbed by time-slicing, whatever the load average says.
+ */
+export function threadTimes(): { runNs: number; waitNs: number } | null {
+  try {
+    let runNs = 0;
+    let waitNs = 0;
+    for (const tid of readdirSync('/proc/self/task')) {
+      const [run, wait] = readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
+      runNs += run;
+      waitNs += wait;
+    }
+    return { runNs, waitNs };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Milliseconds this process's main thread has run on a CPU (Linux schedstat of the thread
+ * whose id is the process id), or null where unavailable: a clock that time-slicing does
+ * not advance. It lags by up to a scheduler tick while the thread runs, so it suits
+ * intervals of a second or more (process.cpuUsage() is exact but counts every thread).
+ */
+export function mainThreadCpuMs(): number | null {
+  try {
+    return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+  } catch {
+    return null;
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // Child processes
 
@@ -184,6 +220,37 @@ export function cpuModel(): string {
   return cpus.length > 0 ? cpus[0].model.trim() : 'unknown cpu';
 }
 
+/** The vector extensions this report names, in order, as /proc/cpuinfo spells them. */
+const VECTOR_FLAGS = [
+  'sse4_2', 'avx', 'avx2', 'fma', 'avx512f', 'avx512bw', 'avx512vl', 'avx512_vnni', 'avx512_bf16', 'avx512_fp16',
+  'amx_tile', 'amx_bf16', 'amx_int8', 'asimd', 'sve', 'sve2',
+];
+
+/**
+ * The CPU's vector extensions from /proc/cpuinfo (flags, or Features on ARM) that matter for
+ * float32 kernels, e.g. ['sse4_2', 'avx2', 'fma', 'avx512f', ...]; [] where it is unreadable.
+ */
+export function cpuVectorExtensions(cpuinfo?: string): string[] {
+  let text = cpuinfo;
+  if (text === undefined) {
+    try {
+      text = readFileSync('/proc/cpuinfo', 'utf8');
+    } catch {
+      return [];
+    }
+  }
+  const match = /^(?:flags|Features)\s*:(.*)$/m.exec(text);
+  if (!match) return [];
+  const flags = new Set(match[1].trim().split(/\s+/));
+  return VECTOR_FLAGS.filter((f) => flags.has(f));
+}
+
+/** "vector extensions: sse4_2 avx2 fma avx512f ..." (or "unknown"). */
+export function vectorLine(): string {
+  const ext = cpuVectorExtensions();
+  return `vector extensions: ${ext.length > 0 ? ext.join(' ') : 'unknown'}; wasm SIMD is 128-bit (4 float32 lanes) whatever the CPU has`;
+}
+
 export function availableCores(): number {
   return os.availableParallelism();
 }
@@ -194,7 +261,23 @@ export function availableCores(): number {
  */
 export function machineLine(torch: string): string {
   const load = os.loadavg().map((v) => v.toFixed(2)).join(' ');
-  return `machine: ${cpuModel()}, ${availableCores()} cores, node ${process.version}, torch ${torch}, load average ${load}`;
+  return `machine: ${cpuModel()}, ${availableCores()} cores, node ${process.version}, torch ${torch}, load average ${load}\n${vectorLine()}`;
+}
+
+/** What a measuring process reports about the wasm multiply-add peak it measured before timing. */
+export interface PeakReport {
+  /** Kernel build measured (simd / relaxed-simd). */
+  build: string;
+  /** GFLOP/s of the multiply-add loop on one thread, and on every thread at once. */
+  oneThread: number;
+  allThreads: number;
+  threads: number;
+}
+
+/** "wasm relaxed-simd multiply-add peak (same process, just before): 33.1 GFLOP/s on 1 thread, 34.0 on 2 (1.03x)". */
+export function peakLine(p: PeakReport): string {
+  const scaling = p.threads > 1 ? `, ${p.allThreads.toFixed(1)} on ${p.threads} (${(p.allThreads / p.oneThread).toFixed(2)}x)` : '';
+  return `wasm ${p.build} multiply-add peak (measured in the process, before timing): ${p.oneThread.toFixed(1)} GFLOP/s on 1 thread${scaling}`;
 }
 
 /**

@@ -12,6 +12,7 @@ const benchmarks: Record<string, () => Promise<BenchmarkModule>> = {
   ops: () => import('./ops.js'),
   search: () => import('./search.js'),
   train: () => import('./train.js'),
+  kernels: () => import('./kernels.js'),
 };
 
 async function usage(): Promise<string> {

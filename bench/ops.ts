@@ -427,7 +427,7 @@ export async function run(args: readonly string[]): Promise<void> {
   const runs: { ours: SideRun; torch: SideRun | null }[] = [];
   for (const threads of options.threads) {
     const cfg = JSON.stringify(config(threads));
-    const ours = await measure('ours', threads, process.execPath, [self, '--worker', cfg]);
+    const ours = await measure('ours', threads, process.execPath, [...process.execArgv, self, '--worker', cfg]);
     let torch: SideRun | null = null;
     if (withTorch) {
       const n = String(threads);

@@ -26,8 +26,8 @@ import * as ops from '../src/tensor/ops.js';
 import { manualSeed, Random } from '../src/tensor/random.js';
 import { type Tensor, fromArray, tidy } from '../src/tensor/tensor.js';
 import {
-  LOAD_REMINDER, PYTORCH_HINT, availableCores, defaultPython, detectPytorch, formatRatio, formatTable, loadWarning,
-  machineBusySeconds, machineLine, median, otherLoad, parsePositiveInt, peakRssMiB, processCpuSeconds, runJsonChild,
+  type PeakReport, LOAD_REMINDER, PYTORCH_HINT, availableCores, defaultPython, detectPytorch, formatRatio, formatTable, loadWarning,
+  machineBusySeconds, machineLine, median, otherLoad, parsePositiveInt, peakLine, peakRssMiB, processCpuSeconds, runJsonChild,
   runAsWorker,
 } from './harness.js';
 
@@ -46,6 +46,12 @@ export interface StepResult {
   /** Median seconds of one timed step. */
   medianS: number;
   samplesS: number[];
+  /**
+   * CPU seconds of the whole process in each timed step (every thread, spinning included). At
+   * 1 thread that is the time the step really ran, however busy the machine: the comparison
+   * that survives other load.
+   */
+  cpuSamplesS?: number[];
   /** Search only: median seconds of the architecture step and of the weight step. */
   archMedianS?: number;
   weightMedianS?: number;
@@ -56,6 +62,12 @@ export interface StepResult {
   backendPeakMiB?: number;
   backendReservedMiB?: number;
   cpuSeconds?: number;
+  /** Our side: the wasm multiply-add peak measured in the process right before the timed steps. */
+  peak?: PeakReport;
+  /** Our side: counted FLOPs (convolutions and linear layers, a multiply-add = 2) of one timed step. */
+  flopsPerStep?: number;
+  /** PyTorch side: GFLOP/s of a large 1x1 convolution (oneDNN) at the same thread count: its own peak. */
+  convPeakGflops?: number;
   /** Set (and nothing measured) when the side failed, e.g. out of memory. */
   error?: string;
 }
@@ -274,6 +286,23 @@ export function fastestStepLine(pairs: { id: string; ours: StepResult | null; to
 }
 
 /**
+ * CPU seconds per step of each side (median) and their ratio. At 1 thread this is the
+ * comparison to read on a busy machine: a process's CPU time is the time it actually ran,
+ * which other load does not stretch (cache and memory traffic of others still can). At more
+ * threads it counts spinning and waiting too, so it is printed but not a speed.
+ */
+export function cpuTimeLine(pairs: { id: string; ours: StepResult | null; torch: StepResult | null }[], threads: number): string | null {
+  const parts = pairs.flatMap(({ id, ours, torch }) => {
+    if (!ours?.cpuSamplesS?.length || !torch?.cpuSamplesS?.length) return [];
+    const o = median(ours.cpuSamplesS);
+    const t = median(torch.cpuSamplesS);
+    return [`${id} ${formatSeconds(o)} vs ${formatSeconds(t)} (${formatRatio(o, t)})`];
+  });
+  if (parts.length === 0) return null;
+  return `CPU seconds per step, ours vs PyTorch (median; ${threads === 1 ? 'at 1 thread: robust to other load' : `at ${threads} threads: includes spinning, not a speed`}): ${parts.join(', ')}`;
+}
+
+/**
  * A worker's failure (e.g. out of memory) as its JSON line, so that the table's error list
  * says what went wrong in one line; the stack goes to stderr only with PCDARTS_BENCH_STACK=1.
  */
@@ -282,6 +311,72 @@ export function reportWorkerError(error: unknown): void {
   process.stderr.write(`    failed: ${message}\n`);
   if (process.env.PCDARTS_BENCH_STACK === '1' && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
   process.stdout.write(`${JSON.stringify({ error: message, peakRssMiB: peakRssMiB(), cpuSeconds: processCpuSeconds() })}\n`);
+}
+
+/** The parts of the wasm backend the benchmarks read besides the kernel interface. */
+interface Instrumented {
+  readonly build?: string;
+  flopCount?(): number;
+  measurePeak?(ms?: number, repeats?: number, threadClockMs?: () => number): PeakReport;
+}
+
+/**
+ * The multiply-add peak of our backend, measured now (null for a backend without one, e.g.
+ * ref); the 1-thread figure on the process's CPU clock.
+ */
+export function measureOurPeak(backend: object): PeakReport | null {
+  const b = backend as Instrumented;
+  if (typeof b.measurePeak !== 'function') return null;
+  // Process CPU time (getrusage: exact to the microsecond for a running thread, unlike
+  // schedstat, which lags by up to a scheduler tick). Parked workers add nothing to it.
+  const clock = (): number => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
+  return b.measurePeak(60, 5, clock);
+}
+
+/** Counted FLOPs so far (0 for a backend that does not count). */
+export function flopCount(backend: object): number {
+  const b = backend as Instrumented;
+  return typeof b.flopCount === 'function' ? b.flopCount() : 0;
+}
+
+/**
+ * Efficiency lines: our counted FLOPs per step over our step time (median and fastest), as a
+ * fraction of the wasm peak measured in the same process; PyTorch's rate for the same FLOPs
+ * (the same network and step, so the same useful work) against its own peak (a large 1x1
+ * convolution through its convolution backend).
+ */
+export function efficiencyLines(pairs: { id: string; ours: StepResult | null; torch: StepResult | null }[]): string[] {
+  const lines: string[] = [];
+  const peaks = pairs.map((p) => p.ours?.peak).filter((p): p is PeakReport => p !== undefined);
+  if (peaks.length > 0) lines.push(...[...new Set(peaks.map(peakLine))]);
+  for (const { id, ours, torch } of pairs) {
+    if (!ours?.flopsPerStep || !ours.peak) continue;
+    const gflop = ours.flopsPerStep / 1e9;
+    const fastest = Math.min(...ours.samplesS);
+    const rate = gflop / ours.medianS;
+    const best = gflop / fastest;
+    const peak = ours.peak.allThreads;
+    let line = `efficiency ${id}: ${gflop.toFixed(1)} GFLOP per step (convolutions + linear, counted); ours ${rate.toFixed(1)} GFLOP/s median, ` +
+      `${best.toFixed(1)} fastest = ${(100 * rate / peak).toFixed(0)} % / ${(100 * best / peak).toFixed(0)} % of the ${ours.peak.threads}-thread wasm peak (${peak.toFixed(1)} GFLOP/s)`;
+    if (ours.peak.threads === 1 && ours.cpuSamplesS?.length) {
+      // At 1 thread both the step and the peak can be timed on CPU clocks: immune to time-slicing.
+      const perCpu = gflop / median(ours.cpuSamplesS);
+      line += `; per CPU second ${perCpu.toFixed(1)} GFLOP/s = ${(100 * perCpu / ours.peak.oneThread).toFixed(0)} % of the peak`;
+    }
+    if (torch && torch.medianS > 0) {
+      const t = gflop / torch.medianS;
+      line += `; PyTorch ${t.toFixed(1)} GFLOP/s` + (torch.convPeakGflops ? ` = ${(100 * t / torch.convPeakGflops).toFixed(0)} % of its own peak (a large 1x1 convolution: ${torch.convPeakGflops.toFixed(0)} GFLOP/s at ${torch.threads} threads)` : '');
+      if (torch.threads === 1 && torch.cpuSamplesS?.length) {
+        const tc = gflop / median(torch.cpuSamplesS);
+        line += `, per CPU second ${tc.toFixed(1)}` + (torch.convPeakGflops ? ` = ${(100 * tc / torch.convPeakGflops).toFixed(0)} %` : '');
+      }
+    }
+    lines.push(line);
+  }
+  return lines;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -390,24 +485,33 @@ async function worker(config: SearchWorkerConfig): Promise<void> {
   const samples: number[] = [];
   const archSamples: number[] = [];
   const weightSamples: number[] = [];
+  const flops: number[] = [];
+  let peak: PeakReport | null = null;
+  const cpuSamples: number[] = [];
   for (let i = 0; i < config.warmup + config.repeat; i++) {
-    const s = step();
     const timed = i >= config.warmup;
+    if (timed && peak === null) peak = measureOurPeak(backend); // right before the timed steps
+    const flops0 = flopCount(backend);
+    const cpu0 = processCpuSeconds();
+    const s = step();
     if (timed) {
+      cpuSamples.push(processCpuSeconds() - cpu0);
       samples.push(s.total);
       archSamples.push(s.arch);
       weightSamples.push(s.weight);
+      flops.push(flopCount(backend) - flops0);
     }
     process.stderr.write(`    ours step ${i + 1}/${config.warmup + config.repeat}${timed ? '' : ' (warm-up)'}: ${s.total.toFixed(2)} s ` +
       `(arch ${s.arch.toFixed(2)} + weights ${s.weight.toFixed(2)}), loss ${s.loss.toFixed(4)}\n`);
   }
   const memory = backend.memoryStats();
   const out: StepResult = {
-    side: 'ours', version: backend.name, threads: backend.threads,
-    medianS: median(samples), samplesS: samples, archMedianS: median(archSamples), weightMedianS: median(weightSamples),
+    side: 'ours', version: `${backend.name}${'build' in backend ? ` ${String(backend.build)}` : ''}`, threads: backend.threads,
+    medianS: median(samples), samplesS: samples, cpuSamplesS: cpuSamples, archMedianS: median(archSamples), weightMedianS: median(weightSamples),
     parameters: weights.reduce((s, p) => s + p.numel, 0),
     peakRssMiB: peakRssMiB(), backendPeakMiB: memory.peakBytes / 2 ** 20, backendReservedMiB: memory.reservedBytes / 2 ** 20,
     cpuSeconds: processCpuSeconds(),
+    ...(peak === null ? {} : { peak, flopsPerStep: median(flops) }),
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
@@ -495,7 +599,7 @@ export async function run(args: readonly string[]): Promise<void> {
       backend: options.backend, threads: options.threads, C: channels, layers, K: config.k, steps: 4, batch: config.batch,
       hw: 32, classes: 10, in_channels: 3, warmup: options.warmup, repeat: options.repeat, seed: 1,
     };
-    const ours = await measureSide('ours', config.id, process.execPath, [self, '--worker', JSON.stringify(workerConfig)]);
+    const ours = await measureSide('ours', config.id, process.execPath, [...process.execArgv, self, '--worker', JSON.stringify(workerConfig)]);
     let theirs: SideRun | null = null;
     if (withTorch) {
       theirs = await measureSide('pytorch', config.id, options.python,
@@ -522,12 +626,15 @@ export async function run(args: readonly string[]): Promise<void> {
   if (withTorch) console.log('ratio = ours / PyTorch, same run, same thread count (below 1: we are faster / smaller)');
   const fastest = fastestStepLine(runs.map((r) => ({ id: r.config.id, ours: r.ours.result, torch: r.torch?.result ?? null })));
   if (fastest) console.log(fastest);
+  const cpuLine = cpuTimeLine(runs.map((r) => ({ id: r.config.id, ours: r.ours.result, torch: r.torch?.result ?? null })), options.threads);
+  if (cpuLine) console.log(cpuLine);
   console.log('images/s = 2 x batch images per step (a validation batch for the arch step + a training batch) / seconds per step');
 
   const split = runs.flatMap(({ config, ours, torch: theirs }) => [ours, theirs]
     .filter((r): r is SideRun => r?.result?.archMedianS !== undefined)
     .map((r) => `${r.side} ${config.id} ${formatSeconds(r.result?.archMedianS)} + ${formatSeconds(r.result?.weightMedianS)}`));
   if (split.length > 0) console.log(`arch step + weight step (median s): ${split.join(', ')}`);
+  for (const line of efficiencyLines(runs.map((r) => ({ id: r.config.id, ours: r.ours.result, torch: r.torch?.result ?? null })))) console.log(line);
   const memory = runs.filter((r) => r.ours.result?.backendPeakMiB !== undefined)
     .map((r) => `${r.config.id} ${formatGiB(r.ours.result?.backendPeakMiB)} live peak / ${formatGiB(r.ours.result?.backendReservedMiB)} reserved`);
   if (memory.length > 0) console.log(`our backend memory (GiB): ${memory.join(', ')}`);

@@ -22,7 +22,7 @@ import {
   LOAD_REMINDER, formatRatio, formatTable, median, parsePositiveInt, peakRssMiB, processCpuSeconds, runAsWorker,
 } from './harness.js';
 import {
-  type SideRun, type StepResult, backendModule, checkFixtures, fastestStepLine, formatGiB, formatRate, formatSeconds, measureSide, parseCommon,
+  type SideRun, type StepResult, backendModule, checkFixtures, cpuTimeLine, efficiencyLines, fastestStepLine, flopCount, measureOurPeak, formatGiB, formatRate, formatSeconds, measureSide, parseCommon,
   preamble, pytorchScript, reportProcesses, reportWorkerError, samplesLines, threadEnv,
 } from './search.js';
 
@@ -93,10 +93,20 @@ async function worker(config: TrainWorkerConfig): Promise<void> {
   };
 
   const samples: number[] = [];
+  const flops: number[] = [];
+  let peak: ReturnType<typeof measureOurPeak> = null;
+  const cpuSamples: number[] = [];
   for (let i = 0; i < config.warmup + config.repeat; i++) {
-    const s = step();
     const timed = i >= config.warmup;
-    if (timed) samples.push(s.seconds);
+    if (timed && peak === null) peak = measureOurPeak(backend); // right before the timed steps
+    const flops0 = flopCount(backend);
+    const cpu0 = processCpuSeconds();
+    const s = step();
+    if (timed) {
+      cpuSamples.push(processCpuSeconds() - cpu0);
+      samples.push(s.seconds);
+      flops.push(flopCount(backend) - flops0);
+    }
     process.stderr.write(`    ours step ${i + 1}/${config.warmup + config.repeat}${timed ? '' : ' (warm-up)'}: ${s.seconds.toFixed(2)} s, loss ${s.loss.toFixed(4)}\n`);
   }
   const memory = backend.memoryStats();
@@ -104,9 +114,10 @@ async function worker(config: TrainWorkerConfig): Promise<void> {
     .filter(([name]) => !name.startsWith('auxiliary_head.'))
     .reduce((sum, [, p]) => sum + p.numel, 0);
   const out: StepResult = {
-    side: 'ours', version: backend.name, threads: backend.threads, medianS: median(samples), samplesS: samples,
+    side: 'ours', version: `${backend.name}${'build' in backend ? ` ${String(backend.build)}` : ''}`, threads: backend.threads, medianS: median(samples), samplesS: samples, cpuSamplesS: cpuSamples,
     parameters: mainParameters, peakRssMiB: peakRssMiB(),
     backendPeakMiB: memory.peakBytes / 2 ** 20, backendReservedMiB: memory.reservedBytes / 2 ** 20, cpuSeconds: processCpuSeconds(),
+    ...(peak === null ? {} : { peak, flopsPerStep: median(flops) }),
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
@@ -192,7 +203,7 @@ export async function run(args: readonly string[]): Promise<void> {
       backend: options.backend, threads: options.threads, genotypeName, genotype, C: channels, layers, batch, hw: 32, classes: 10,
       drop_path_prob: dropPath, auxiliary_weight: 0.4, warmup: options.warmup, repeat: options.repeat, seed: 1,
     };
-    const ours = await measureSide('ours', id, process.execPath, [self, '--worker', JSON.stringify(workerConfig)]);
+    const ours = await measureSide('ours', id, process.execPath, [...process.execArgv, self, '--worker', JSON.stringify(workerConfig)]);
     const theirs = withTorch
       ? await measureSide('pytorch', id, options.python, [script, JSON.stringify(workerConfig)], threadEnv(options.threads))
       : null;
@@ -216,11 +227,14 @@ export async function run(args: readonly string[]): Promise<void> {
   if (withTorch) console.log('ratio = ours / PyTorch, same run, same thread count (below 1: we are faster / smaller)');
   const fastest = fastestStepLine(runs.map((r) => ({ id: `b${r.batch}`, ours: r.ours.result, torch: r.torch?.result ?? null })));
   if (fastest) console.log(fastest);
+  const cpuLine = cpuTimeLine(runs.map((r) => ({ id: `b${r.batch}`, ours: r.ours.result, torch: r.torch?.result ?? null })), options.threads);
+  if (cpuLine) console.log(cpuLine);
   const parameters = runs.map((r) => r.ours.result?.parameters ?? r.torch?.result?.parameters).find((p) => p !== undefined);
   if (parameters !== undefined) console.log(`parameters (main network, auxiliary head excluded): ${parameters.toLocaleString('en-US')}`);
   const memory = runs.filter((r) => r.ours.result?.backendPeakMiB !== undefined)
     .map((r) => `b${r.batch} ${formatGiB(r.ours.result?.backendPeakMiB)} live peak / ${formatGiB(r.ours.result?.backendReservedMiB)} reserved`);
   if (memory.length > 0) console.log(`our backend memory (GiB): ${memory.join(', ')}`);
+  for (const line of efficiencyLines(runs.map((r) => ({ id: `b${r.batch}`, ours: r.ours.result, torch: r.torch?.result ?? null })))) console.log(line);
   if (genotypeName === 'PC_DARTS_cifar' && channels === 36 && layers === 20 && dropPath === 0.3) {
     console.log(`note: reference (../shared/anchors/pytorch-search.md: the authors' code, PyTorch 1.13, 2 threads, idle machine): ${
       Object.entries(ANCHORS).map(([b, a]) => `batch ${b} ${a.seconds} s/step, ${a.rate} images/s, ${a.gb} GB`).join('; ')}` +

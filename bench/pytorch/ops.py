@@ -37,6 +37,30 @@ def cpu_seconds():
     return usage.ru_utime + usage.ru_stime
 
 
+def conv_peak_gflops(threads, channels=512, repeats=5):
+    """PyTorch's own float32 peak here: GFLOP/s of a large 1x1 convolution, 64 x 512 x 8 x 8 by
+    512 x 512 (the convolution backend, oneDNN in Debian's build, with whatever vector width
+    the CPU has, on shapes where it is fast: 8 x 512 x 32 x 32 takes a path 15x slower here,
+    and torch.mm would measure Debian's generic BLAS), best of `repeats`, at
+    `threads`. At 1 thread it is timed on this thread's CPU clock (immune to time-slicing)."""
+    import time
+    import torch
+    import torch.nn.functional as F
+    torch.set_num_threads(int(threads))
+    x = torch.randn(64, channels, 8, 8)
+    w = torch.randn(channels, channels, 1, 1)
+    clock = time.thread_time if int(threads) == 1 else time.perf_counter
+    flops = 2 * 64 * channels * channels * 8 * 8
+    with torch.no_grad():
+        F.conv2d(x, w)
+        best = 0.0
+        for _ in range(repeats):
+            t = clock()
+            F.conv2d(x, w)
+            best = max(best, flops / max(clock() - t, 1e-9) / 1e9)
+    return best
+
+
 def build_case(op, shape):
     """Returns (forward, leaves, with_backward); forward() -> y."""
     n, c, h, w = shape

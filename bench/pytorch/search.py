@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model_search import Network  # noqa: E402
-from ops import cpu_seconds, peak_rss_mib  # noqa: E402
+from ops import cpu_seconds, conv_peak_gflops, peak_rss_mib  # noqa: E402
 
 
 def main():
@@ -78,11 +78,13 @@ def main():
         return t2 - t0, t1 - t0, t2 - t1, loss.item()
 
     warmup, repeat = int(config.get('warmup', 2)), int(config.get('repeat', 3))
-    samples, arch_samples, weight_samples = [], [], []
+    samples, arch_samples, weight_samples, cpu_samples = [], [], [], []
     for i in range(warmup + repeat):
+        cpu0 = time.process_time()
         total, arch, weight, loss = step()
         timed = i >= warmup
         if timed:
+            cpu_samples.append(time.process_time() - cpu0)
             samples.append(total)
             arch_samples.append(arch)
             weight_samples.append(weight)
@@ -94,11 +96,13 @@ def main():
         'threads': torch.get_num_threads(),
         'medianS': statistics.median(samples),
         'samplesS': samples,
+        'cpuSamplesS': cpu_samples,
         'archMedianS': statistics.median(arch_samples),
         'weightMedianS': statistics.median(weight_samples),
         'parameters': sum(p.numel() for p in model.parameters()),
         'peakRssMiB': peak_rss_mib(),
         'cpuSeconds': cpu_seconds(),
+        'convPeakGflops': conv_peak_gflops(config['threads']),
     }))
 
 

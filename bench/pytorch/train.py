@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model_eval import NetworkCIFAR  # noqa: E402
-from ops import cpu_seconds, peak_rss_mib  # noqa: E402
+from ops import cpu_seconds, conv_peak_gflops, peak_rss_mib  # noqa: E402
 
 
 def main():
@@ -56,11 +56,13 @@ def main():
         return time.perf_counter() - t0, loss.item()
 
     warmup, repeat = int(config.get('warmup', 2)), int(config.get('repeat', 3))
-    samples = []
+    samples, cpu_samples = [], []
     for i in range(warmup + repeat):
+        cpu0 = time.process_time()
         seconds, loss = step()
         timed = i >= warmup
         if timed:
+            cpu_samples.append(time.process_time() - cpu0)
             samples.append(seconds)
         print(f'    pytorch step {i + 1}/{warmup + repeat}{"" if timed else " (warm-up)"}: {seconds:.2f} s, loss {loss:.4f}',
               file=sys.stderr, flush=True)
@@ -71,9 +73,11 @@ def main():
         'threads': torch.get_num_threads(),
         'medianS': statistics.median(samples),
         'samplesS': samples,
+        'cpuSamplesS': cpu_samples,
         'parameters': main_params,
         'peakRssMiB': peak_rss_mib(),
         'cpuSeconds': cpu_seconds(),
+        'convPeakGflops': conv_peak_gflops(config['threads']),
     }))
 
 

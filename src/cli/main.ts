@@ -14,6 +14,7 @@ import { registerReportCommand } from './report.js';
 import { searchCommand } from './search.js';
 import { testCommand } from './test.js';
 import { trainCommand } from './train.js';
+import { versionText } from './version.js';
 import { registerVisualizeCommand } from './visualize.js';
 
 /** Errors as one line on stderr, and exceptions instead of process.exit (statuses are decided below). */
@@ -32,6 +33,7 @@ function configure(command: Command): Command {
 export function program(): Command {
   const root = configure(new Command('pcdarts'))
     .description('PC-DARTS: partially-connected differentiable architecture search, in TypeScript')
+    .version(versionText(), '-V, --version', 'print the version, the Node runtime and the wasm kernel build')
     .enablePositionalOptions();
   root.addCommand(configure(searchCommand()));
   root.addCommand(configure(trainCommand()));

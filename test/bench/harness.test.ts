@@ -2,7 +2,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  formatMs, formatRatio, formatTable, median, otherLoad, parsePositiveInt, parseThreadList, timeCalls,
+  cpuVectorExtensions, formatMs, mainThreadCpuMs, formatRatio, formatTable, median, otherLoad, parsePositiveInt, parseThreadList, peakLine,
+  threadTimes, timeCalls,
 } from '../../bench/harness.js';
 
 describe('bench harness: median', () => {
@@ -109,5 +110,52 @@ describe('bench search: fastest-step line', () => {
     assert.match(line, /k4-b64 2\.50 vs 8\.00 \(0\.31x\)/);
     assert.ok(!line.includes('k1-b64'));
     assert.equal(fastestStepLine([{ id: 'x', ours: null, torch: side([1]) }]), null);
+  });
+});
+
+describe('bench harness: machine instruments', () => {
+  it('names the vector extensions of an x86 and an ARM /proc/cpuinfo, in a fixed order', () => {
+    const x86 = 'processor\t: 0\nmodel name\t: Intel(R) Xeon(R)\nflags\t\t: fpu sse sse2 avx512f fma avx2 avx sse4_2 amx_tile avx512_vnni ht\n';
+    assert.deepEqual(cpuVectorExtensions(x86), ['sse4_2', 'avx', 'avx2', 'fma', 'avx512f', 'avx512_vnni', 'amx_tile']);
+    assert.deepEqual(cpuVectorExtensions('processor\t: 0\nFeatures\t: fp asimd evtstrm sve\n'), ['asimd', 'sve']);
+    assert.deepEqual(cpuVectorExtensions('nothing useful'), []);
+  });
+
+  it('formats the peak line with the thread scaling', () => {
+    assert.equal(peakLine({ build: 'relaxed-simd', oneThread: 51.04, allThreads: 99.5, threads: 2 }),
+      'wasm relaxed-simd multiply-add peak (measured in the process, before timing): 51.0 GFLOP/s on 1 thread, 99.5 on 2 (1.95x)');
+    assert.equal(peakLine({ build: 'simd', oneThread: 36.5, allThreads: 36.5, threads: 1 }),
+      'wasm simd multiply-add peak (measured in the process, before timing): 36.5 GFLOP/s on 1 thread');
+  });
+
+  it('reads on-CPU and run-queue time of this process\'s threads: on-CPU time grows with work, wait time never shrinks', () => {
+    const before = threadTimes();
+    const mainBefore = mainThreadCpuMs();
+    if (before === null || mainBefore === null) return; // not Linux: nothing to read (the benches then count every batch)
+    // Work until the main thread has run 10 ms on a CPU (however long a busy machine takes).
+    let x = 0;
+    const deadline = Date.now() + 20_000;
+    while ((mainThreadCpuMs() as number) - mainBefore < 10 && Date.now() < deadline) {
+      for (let i = 0; i < 100_000; i++) x += Math.sqrt(x + i);
+    }
+    const mainRan = (mainThreadCpuMs() as number) - mainBefore;
+    const after = threadTimes();
+    assert.ok(after !== null && x > 0);
+    assert.ok(mainRan >= 10, `only ${mainRan} ms of main-thread CPU in 20 s of busy loop`);
+    // Every thread's time includes the main thread's.
+    assert.ok(after.runNs - before.runNs >= mainRan * 1e6 * 0.99, `all threads ran ${(after.runNs - before.runNs) / 1e6} ms, the main one ${mainRan}`);
+    assert.ok(after.waitNs >= before.waitNs);
+  });
+});
+
+describe('bench search: efficiency lines', () => {
+  it('divides the counted FLOPs by each side\'s step time and by the peaks', async () => {
+    const { efficiencyLines } = await import('../../bench/search.js');
+    const peak = { build: 'simd', oneThread: 40, allThreads: 80, threads: 2 };
+    const ours = { side: 'ours', version: 'wasm simd', threads: 2, medianS: 2, samplesS: [2, 1.6, 2.2], parameters: 1, peakRssMiB: 1, peak, flopsPerStep: 40e9 };
+    const torch = { side: 'pytorch', version: '1.13', threads: 2, medianS: 8, samplesS: [8], parameters: 1, peakRssMiB: 1, convPeakGflops: 100 };
+    const lines = efficiencyLines([{ id: 'k4-b64', ours, torch }]);
+    assert.equal(lines.length, 2);
+    assert.match(lines[1], /^efficiency k4-b64: 40\.0 GFLOP per step .* ours 20\.0 GFLOP\/s median, 25\.0 fastest = 25 % \/ 31 % of the 2-thread wasm peak \(80\.0 GFLOP\/s\); PyTorch 5\.0 GFLOP\/s = 5 % of its own peak/);
   });
 });

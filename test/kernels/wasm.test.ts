@@ -181,9 +181,13 @@ describe('wasm conv2d matches the reference', () => {
 /**
  * The depthwise 3x3/stride 1/pad 1 window in float32, summed in the order of the SIMD
  * window pass (taps in pairs within 16-output passes, even/odd taps on the tail vectors).
+ * `fused`: the relaxed-SIMD build, whose multiply-adds round once (fma below: the float32
+ * product is exact in float64, so only the sum is rounded, to float64 and then to float32;
+ * that double rounding differs from one rounding in about 2^-29 of cases, none in these data).
  */
-function dw3x3Exact(x: Float32Array, w: Float32Array, N: number, C: number, H: number, W: number): Float32Array {
+function dw3x3Exact(x: Float32Array, w: Float32Array, N: number, C: number, H: number, W: number, fused: boolean): Float32Array {
   const f = Math.fround;
+  const fma = (a: number, b: number, c: number): number => (fused ? f(a * b + c) : f(f(a * b) + c));
   const y = new Float32Array(N * C * H * W);
   const nv = (W + 3) >> 2;
   const nPaired = nv & ~3;
@@ -192,17 +196,20 @@ function dw3x3Exact(x: Float32Array, w: Float32Array, N: number, C: number, H: n
     const at = (r: number, q: number): number => (r < 0 || r >= H || q < 0 || q >= W ? 0 : x[p * H * W + r * W + q]);
     for (let oh = 0; oh < H; oh++) {
       for (let ow = 0; ow < W; ow++) {
-        const t = (k: number): number => f(w[c * 9 + k] * at(oh - 1 + Math.floor(k / 3), ow - 1 + (k % 3)));
+        const wk = (k: number): number => w[c * 9 + k];
+        const xk = (k: number): number => at(oh - 1 + Math.floor(k / 3), ow - 1 + (k % 3));
+        const t = (k: number): number => f(wk(k) * xk(k));
+        const pair = (k: number): number => fma(wk(k), xk(k), t(k + 1));
         let s: number;
         if ((ow >> 2) < nPaired) {
-          s = f(t(0) + t(1));
-          for (let k = 2; k < 8; k += 2) s = f(s + f(t(k) + t(k + 1)));
-          s = f(s + t(8));
+          s = pair(0);
+          for (let k = 2; k < 8; k += 2) s = f(s + pair(k));
+          s = fma(wk(8), xk(8), s);
         } else {
           let a = t(0);
-          for (let k = 2; k <= 8; k += 2) a = f(a + t(k));
+          for (let k = 2; k <= 8; k += 2) a = fma(wk(k), xk(k), a);
           let b = t(1);
-          for (let k = 3; k < 8; k += 2) b = f(b + t(k));
+          for (let k = 3; k < 8; k += 2) b = fma(wk(k), xk(k), b);
           s = f(a + b);
         }
         y[p * H * W + oh * W + ow] = s;
@@ -213,7 +220,7 @@ function dw3x3Exact(x: Float32Array, w: Float32Array, N: number, C: number, H: n
 }
 
 describe('wasm depthwise 3x3 stride-1 fast path', () => {
-  it('matches the reference and the SIMD summation order bit for bit (widths 1..33, heights 1..5)', () => {
+  it(`matches the reference and the SIMD summation order bit for bit (${wasm.build} build; widths 1..33, heights 1..5)`, () => {
     const rng = new Random(33);
     for (const H of [1, 2, 3, 5]) {
       for (const W of [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 15, 16, 17, 19, 20, 31, 32, 33]) {
@@ -229,7 +236,7 @@ describe('wasm depthwise 3x3 stride-1 fast path', () => {
         const yRef = new Float32Array(n.y);
         ref.conv2d(x, w, yRef, g);
         assertNear(y, yRef, 1e-6, `y ${what}`);
-        const yExact = dw3x3Exact(x, w, N, C, H, W);
+        const yExact = dw3x3Exact(x, w, N, C, H, W, wasm.build === 'relaxed-simd');
         for (let i = 0; i < n.y; i++) {
           if (y[i] !== yExact[i]) assert.fail(`y ${what}[${i}] = ${y[i]}, expected ${yExact[i]}`);
         }
@@ -242,7 +249,7 @@ describe('wasm depthwise 3x3 stride-1 fast path', () => {
         // gradX = the same window with the flipped kernel
         const wf = new Float32Array(n.w);
         for (let c = 0; c < C; c++) for (let k = 0; k < 9; k++) wf[c * 9 + k] = w[c * 9 + 8 - k];
-        const gxExact = dw3x3Exact(gy, wf, N, C, H, W);
+        const gxExact = dw3x3Exact(gy, wf, N, C, H, W, wasm.build === 'relaxed-simd');
         for (let i = 0; i < n.x; i++) {
           if (gx[i] !== gxExact[i]) assert.fail(`gradX ${what}[${i}] = ${gx[i]}, expected ${gxExact[i]}`);
         }
@@ -536,7 +543,44 @@ describe('wasm pooling matches the reference', () => {
     { batch: 1, channels: 2, inH: 2, inW: 4, kernel: 3, stride: 1, padding: 1 },
     { batch: 2, channels: 2, inH: 32, inW: 32, kernel: 3, stride: 1, padding: 1 },
     { batch: 1, channels: 3, inH: 6, inW: 301, kernel: 3, stride: 1, padding: 1 },
+    // Stride 1 (the gather path of the backward): even windows, padding up to kernel - 1.
+    { batch: 2, channels: 2, inH: 7, inW: 10, kernel: 2, stride: 1, padding: 1 },
+    { batch: 2, channels: 2, inH: 6, inW: 7, kernel: 2, stride: 1, padding: 0 },
+    { batch: 1, channels: 3, inH: 9, inW: 14, kernel: 3, stride: 1, padding: 2 },
+    { batch: 1, channels: 2, inH: 3, inW: 3, kernel: 5, stride: 1, padding: 4 },
   ];
+  /**
+   * Max-pool input gradient in float32, routed in PyTorch's order: each gy, in output order,
+   * added to the first maximum of its window (NaN never wins; an all -inf window routes to
+   * its first in-bounds cell). Both wasm paths (gather at stride 1, scatter otherwise) must
+   * give exactly these bits.
+   */
+  function maxPoolBackwardExact(x: Float32Array, gy: Float32Array, g: PoolGeometry): Float32Array {
+    const gx = new Float32Array(g.batch * g.channels * g.inH * g.inW);
+    for (let p = 0; p < g.batch * g.channels; p++) {
+      for (let oh = 0; oh < g.outH; oh++) {
+        for (let ow = 0; ow < g.outW; ow++) {
+          let best = -Infinity;
+          let at = -1;
+          for (let kh = 0; kh < g.kernelH; kh++) {
+            for (let kw = 0; kw < g.kernelW; kw++) {
+              const ih = oh * g.strideH - g.padH + kh;
+              const iw = ow * g.strideW - g.padW + kw;
+              if (ih < 0 || ih >= g.inH || iw < 0 || iw >= g.inW) continue;
+              const i = (p * g.inH + ih) * g.inW + iw;
+              if (at < 0) at = i; // the first in-bounds cell, unless something beats -inf
+              if (x[i] > best) {
+                best = x[i];
+                at = i;
+              }
+            }
+          }
+          if (at >= 0) gx[at] = Math.fround(gx[at] + gy[(p * g.outH + oh) * g.outW + ow]);
+        }
+      }
+    }
+    return gx;
+  }
   for (const [i, p] of cases.entries()) {
     it(`${p.inH}x${p.inW} k${p.kernel} s${p.stride} p${p.padding}`, () => {
       const rng = new Random(500 + i);
@@ -546,6 +590,7 @@ describe('wasm pooling matches the reference', () => {
       // Few distinct values: plenty of ties for the first-maximum rule.
       const x = new Float32Array(nx);
       for (let j = 0; j < nx; j++) x[j] = rng.int(4) - 2;
+      for (let j = 0; j < nx; j += 7) x[j] = -Infinity; // windows of -inf and partly -inf windows
       const gy = randn(rng, ny);
       const wx = on(wasm, x);
       const wgy = on(wasm, gy);
@@ -561,6 +606,7 @@ describe('wasm pooling matches the reference', () => {
       const gxRef = new Float32Array(nx);
       ref.maxPool2dBackward(x, gy, gxRef, g);
       assertNear(gx, gxRef, 1e-6, 'max gradX');
+      assertBitwise(gx, maxPoolBackwardExact(x, gy, g), 'max gradX in float32, PyTorch order');
 
       const xs = randn(rng, nx);
       const ya = garbage(wasm, ny);

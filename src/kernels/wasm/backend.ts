@@ -11,9 +11,11 @@
  *
  * Threads: a kernel call is split into "parts" that write disjoint outputs; the main thread
  * publishes the job and works on parts alongside the workers (protocol in worker.ts).
- * Calls estimated below PARALLEL_MIN_NS run on the main thread alone. A dispatch costs a few
- * microseconds while the workers still spin after the previous job, tens when they sleep
- * (the main thread works meanwhile, so it rarely waits for a wake-up). Reductions over the batch
+ * Calls estimated below PARALLEL_MIN_NS run on the main thread alone, and below
+ * PARALLEL_MIN_NS_PARKED too while a worker is parked. After a job a worker polls for the
+ * next one for WORKER_SPIN_US (a step issues jobs microseconds apart, so it stays awake
+ * through a step), then parks in Atomics.wait: an idle backend burns no CPU, and the main
+ * thread pays the futex wake-up only when someone sleeps. Reductions over the batch
  * (weight gradients, dot) use chunk boundaries that depend only on the shapes and combine
  * chunk partials in order, so results are bitwise identical for any thread count.
  */
@@ -26,7 +28,7 @@ import { checkGatherMap } from '../ref/backend.js';
 import { registerBackend } from '../registry.js';
 import {
   ARGS_BYTE_OFFSET, CLOSED, CONTROL_BYTES, MAX_ARGS, MAX_GEN, MAX_PARTS, PART_BITS,
-  SLOT_DONE, SLOT_ERROR, SLOT_FN, SLOT_GEN, SLOT_NARGS, SLOT_NEXT, SLOT_NPARTS, SLOT_READY, SLOT_STOP,
+  SLOT_DONE, SLOT_ERROR, SLOT_FN, SLOT_GEN, SLOT_NARGS, SLOT_NEXT, SLOT_NPARTS, SLOT_READY, SLOT_SLEEPERS, SLOT_STOP,
   runClaimedParts, type KernelFunction, type WorkerInit,
 } from './worker.js';
 
@@ -42,10 +44,16 @@ const INITIAL_PAGES = 256; // 16 MiB
 const MAXIMUM_PAGES = [65536, 32768, 16384, 8192];
 /** Work estimated below this (nanoseconds on one thread) runs on the main thread alone. */
 const PARALLEL_MIN_NS = 20_000;
-/** Polls of the job word a worker makes before sleeping (a few hundred microseconds). */
-const WORKER_SPIN = 200_000;
-/** Polls of the completion counter the main thread makes before sleeping. */
-const MAIN_SPIN = 1_000_000;
+/**
+ * The same while a worker is parked: waking it costs the main thread a futex syscall and the
+ * worker tens of microseconds, so only work that long is worth it (the main thread starts at
+ * once either way, so a late worker only takes fewer parts).
+ */
+const PARALLEL_MIN_NS_PARKED = 100_000;
+/** Microseconds a worker polls for the next job before parking (PCDARTS_WORKER_SPIN_US overrides). */
+const WORKER_SPIN_US = 100;
+/** Microseconds the main thread polls for the workers' last parts before waiting on a futex. */
+const MAIN_SPIN_US = 2_000;
 /** Floats per chunk of `dot` (fixed, so the float64 partials do not depend on threads). */
 const DOT_CHUNK = 4096;
 /** Weight-gradient reductions use at most this many batch chunks. */
@@ -53,7 +61,7 @@ const MAX_GRAD_CHUNKS = 16;
 
 /** Kernel exports invoked through the job protocol (index = SLOT_FN value). */
 const KERNELS = [
-  'convForward', 'convGradInput', 'convGradWeight', 'reduceChunks',
+  'simdPeak', 'convForward', 'convGradInput', 'convGradWeight', 'reduceChunks',
   'dwForward', 'dwGradInput', 'dwGradWeight',
   'bnPlaneSums', 'bnMean', 'bnPlaneSqDev', 'bnInvStd', 'bnPlaneAffine',
   'bnPlaneGradSums', 'bnGradFinish', 'bnPlaneTrainBackward', 'bnPlaneApplyBackward',
@@ -66,17 +74,42 @@ type KernelName = (typeof KERNELS)[number];
  * PCDARTS_KERNEL_PROFILE=1: wall time per kernel (dispatch and waiting included), printed to
  * stderr at exit. A diagnostic for profiling; off, it costs one comparison per call.
  */
-const kernelProfile: Map<string, { calls: number; ms: number }> | null =
+const kernelProfile: Map<string, KernelProfileEntry> | null =
   process.env.PCDARTS_KERNEL_PROFILE === '1' ? new Map() : null;
 if (kernelProfile !== null) {
-  process.on('exit', () => {
-    const rows = [...kernelProfile.entries()].sort((a, b) => b[1].ms - a[1].ms);
-    const total = rows.reduce((sum, [, e]) => sum + e.ms, 0);
-    process.stderr.write(`kernel profile (wall ms, dispatch included): total ${total.toFixed(0)} ms\n`);
-    for (const [name, e] of rows) {
-      process.stderr.write(`  ${name.padEnd(22)} ${e.ms.toFixed(1).padStart(10)} ms ${String(e.calls).padStart(8)} calls ${(100 * e.ms / total).toFixed(1).padStart(5)} %\n`);
-    }
-  });
+  process.on('exit', () => process.stderr.write(formatKernelProfile(kernelProfile)));
+}
+
+/** Calls, wall time and counted floating-point operations of one kernel (profile). */
+export interface KernelProfileEntry {
+  calls: number;
+  ms: number;
+  /**
+   * CPU time of the whole process meanwhile (every thread, spinning included). At 1 thread it
+   * is the time the kernel really ran, whatever else held the core: the column to read on a
+   * busy machine.
+   */
+  cpuMs: number;
+  /** Multiply-adds count 2; only the convolution, depthwise and linear kernels count any. */
+  flops: number;
+}
+
+/** The PCDARTS_KERNEL_PROFILE table: per kernel wall ms, calls, share, GFLOP/s where counted. */
+export function formatKernelProfile(profile: ReadonlyMap<string, KernelProfileEntry>): string {
+  const rows = [...profile.entries()].filter(([name]) => name !== 'simdPeak').sort((a, b) => b[1].ms - a[1].ms);
+  const total = rows.reduce((sum, [, e]) => sum + e.ms, 0);
+  const totalCpu = rows.reduce((sum, [, e]) => sum + e.cpuMs, 0);
+  const lines = [
+    `kernel profile (${kernelBuildName()} build; wall ms with dispatch and waiting, process CPU ms): total ${total.toFixed(0)} ms wall, ${totalCpu.toFixed(0)} ms CPU`,
+    `  ${'kernel'.padEnd(22)} ${'wall ms'.padStart(10)} ${'calls'.padStart(8)} ${'wall %'.padStart(6)} ${'CPU ms'.padStart(10)} ${'GFLOP/s'.padStart(8)} ${'per CPU s'.padStart(9)}`,
+  ];
+  for (const [name, e] of rows) {
+    const rate = e.flops > 0 && e.ms > 0 ? (e.flops / e.ms / 1e6).toFixed(1) : '';
+    const cpuRate = e.flops > 0 && e.cpuMs > 0 ? (e.flops / e.cpuMs / 1e6).toFixed(1) : '';
+    lines.push(`  ${name.padEnd(22)} ${e.ms.toFixed(1).padStart(10)} ${String(e.calls).padStart(8)} ${(100 * e.ms / total).toFixed(1).padStart(6)} ` +
+      `${e.cpuMs.toFixed(1).padStart(10)} ${rate.padStart(8)} ${cpuRate.padStart(9)}`.trimEnd());
+  }
+  return `${lines.join('\n')}\n`;
 }
 const KERNEL_INDEX = new Map<string, number>(KERNELS.map((name, i) => [name, i]));
 
@@ -93,8 +126,68 @@ function roundUp(n: number, multiple: number): number {
   return Math.ceil(n / multiple) * multiple;
 }
 
-function wasmUrl(): URL {
-  return new URL('./kernels.wasm', import.meta.url);
+// ---------------------------------------------------------------- the two builds
+
+/**
+ * The kernels are compiled twice from the same sources (package.json build:wasm):
+ * - 'relaxed-simd' (kernels-relaxed.wasm): every multiply-add of the convolution, depthwise
+ *   and GEMM tiles is one f32x4.relaxed_madd, a fused multiply-add where the CPU has FMA;
+ * - 'simd' (kernels.wasm): the same kernels with a multiply and an add (two roundings).
+ * The relaxed build is used where the runtime validates it (V8 ships relaxed SIMD enabled
+ * from Node 22; Node 20 needs --experimental-wasm-relaxed-simd), else the baseline build.
+ * `PCDARTS_WASM_BUILD=simd|relaxed-simd` forces one. Each build gives the same bits for
+ * any thread count; the two builds differ from each other by float32 rounding only.
+ */
+export type KernelBuild = 'simd' | 'relaxed-simd';
+
+const BUILD_FILES: Record<KernelBuild, string> = { simd: './kernels.wasm', 'relaxed-simd': './kernels-relaxed.wasm' };
+const compiled = new Map<KernelBuild, WebAssembly.Module | null>();
+
+/** The compiled module of a build, or null when this runtime does not validate it. */
+function compiledBuild(build: KernelBuild): WebAssembly.Module | null {
+  if (!compiled.has(build)) {
+    const bytes = readFileSync(new URL(BUILD_FILES[build], import.meta.url));
+    compiled.set(build, WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null);
+  }
+  return compiled.get(build) as WebAssembly.Module | null;
+}
+
+/** Whether this runtime can run the relaxed-SIMD build. */
+export function relaxedSimdAvailable(): boolean {
+  return compiledBuild('relaxed-simd') !== null;
+}
+
+/** The build a backend uses: `requested`, else PCDARTS_WASM_BUILD, else the fastest this runtime runs. */
+export function selectKernelBuild(requested?: KernelBuild | 'auto'): KernelBuild {
+  const raw = requested ?? process.env.PCDARTS_WASM_BUILD ?? 'auto';
+  if (raw === 'auto' || raw === '') return relaxedSimdAvailable() ? 'relaxed-simd' : 'simd';
+  if (raw !== 'simd' && raw !== 'relaxed-simd') {
+    throw new Error(`PCDARTS_WASM_BUILD: expected simd, relaxed-simd or auto, got '${raw}'`);
+  }
+  if (raw === 'relaxed-simd' && !relaxedSimdAvailable()) {
+    throw new Error(`wasm backend: the relaxed-simd build needs a runtime with WebAssembly relaxed SIMD (Node 22 or newer, or node --experimental-wasm-relaxed-simd); this is Node ${process.version}`);
+  }
+  return raw;
+}
+
+/** Name of the build that a default backend uses in this process (for --version and reports). */
+export function kernelBuildName(): KernelBuild {
+  return selectKernelBuild();
+}
+
+/** One line for `pcdarts --version`: the build, what it means and why it was chosen (never throws). */
+export function describeKernelBuild(): string {
+  let build: KernelBuild;
+  try {
+    build = selectKernelBuild();
+  } catch (error) {
+    return `kernels: unusable (${error instanceof Error ? error.message : String(error)})`;
+  }
+  const env = process.env.PCDARTS_WASM_BUILD;
+  const why = env !== undefined && env !== '' && env !== 'auto' ? 'forced by PCDARTS_WASM_BUILD'
+    : build === 'relaxed-simd' ? 'this runtime has WebAssembly relaxed SIMD' : 'this runtime has no WebAssembly relaxed SIMD';
+  const what = build === 'relaxed-simd' ? 'fused multiply-add' : 'multiply + add';
+  return `kernels: wasm ${build} build (${what}; ${why})`;
 }
 
 /**
@@ -269,12 +362,43 @@ export interface WasmBackendOptions {
    * alone. Tests set 0 to push even tiny shapes through the workers.
    */
   parallelThresholdNs?: number;
+  /** Kernel build (default: PCDARTS_WASM_BUILD, else relaxed-simd where the runtime has it). */
+  build?: KernelBuild | 'auto';
+  /**
+   * Microseconds a worker keeps polling for the next job before parking (default 100, or
+   * PCDARTS_WORKER_SPIN_US; 0 parks at once). Results never depend on it.
+   */
+  workerSpinUs?: number;
+}
+
+function spinFromEnvironment(): number | undefined {
+  const raw = process.env.PCDARTS_WORKER_SPIN_US;
+  if (raw === undefined || raw === '') return undefined;
+  const us = Number(raw);
+  if (!Number.isFinite(us) || us < 0) throw new Error(`PCDARTS_WORKER_SPIN_US: expected microseconds >= 0, got '${raw}'`);
+  return us;
+}
+
+/** Result of WasmBackend.measurePeak: GFLOP/s of the multiply-add loop. */
+export interface SimdPeak {
+  /** One thread (the calling one). */
+  oneThread: number;
+  /** Every thread of the backend at once (sum). */
+  allThreads: number;
+  threads: number;
+  build: KernelBuild;
 }
 
 export class WasmBackend implements KernelBackend {
   readonly name = 'wasm';
   readonly threads: number;
+  /** Which of the two kernel builds this backend runs. */
+  readonly build: KernelBuild;
   private readonly parallelThresholdNs: number;
+  private readonly parkedThresholdNs: number;
+  private readonly workerSpinUs: number;
+  /** Floating-point operations of the counted kernels (convolutions, linear) so far. */
+  private flops = 0;
 
   private readonly memory: WebAssembly.Memory;
   private readonly heap: SharedHeap;
@@ -294,8 +418,11 @@ export class WasmBackend implements KernelBackend {
     if (!Number.isInteger(threads) || threads < 1) throw new Error(`wasm backend: bad thread count ${threads}`);
     this.threads = threads;
     this.parallelThresholdNs = options.parallelThresholdNs ?? PARALLEL_MIN_NS;
+    this.parkedThresholdNs = options.parallelThresholdNs ?? PARALLEL_MIN_NS_PARKED;
+    this.workerSpinUs = options.workerSpinUs ?? spinFromEnvironment() ?? WORKER_SPIN_US;
 
-    const module = new WebAssembly.Module(readFileSync(wasmUrl()));
+    this.build = selectKernelBuild(options.build);
+    const module = compiledBuild(this.build) as WebAssembly.Module;
     this.memory = createSharedMemory();
     const instance = new WebAssembly.Instance(module, { env: { memory: this.memory } });
     const exports = instance.exports as Record<string, unknown>;
@@ -316,7 +443,7 @@ export class WasmBackend implements KernelBackend {
     for (let i = 0; i < count; i++) {
       const init: WorkerInit = {
         role: 'pcdarts-wasm-kernels', module, memory: this.memory, control: this.control,
-        names: KERNELS, tid: i + 1, spin: WORKER_SPIN,
+        names: KERNELS, tid: i + 1, spinMicroseconds: this.workerSpinUs,
       };
       const worker = new Worker(url, { workerData: init });
       worker.unref(); // idle workers must not keep the process alive
@@ -413,30 +540,88 @@ export class WasmBackend implements KernelBackend {
    * Runs parts 0..nparts-1 of a kernel (arguments `args`, then part and thread index):
    * on the main thread alone when small, else shared with the workers.
    */
-  private run(name: KernelName, nparts: number, costNs: number, args: number[]): void {
+  private run(name: KernelName, nparts: number, costNs: number, args: number[], flops = 0): void {
     if (nparts <= 0) return;
+    this.flops += flops;
     if (kernelProfile !== null) {
+      const cpu = process.cpuUsage();
       const start = performance.now();
       this.dispatch(name, nparts, costNs, args);
-      const entry = kernelProfile.get(name) ?? { calls: 0, ms: 0 };
+      const wall = performance.now() - start;
+      const used = process.cpuUsage(cpu);
+      const entry = kernelProfile.get(name) ?? { calls: 0, ms: 0, cpuMs: 0, flops: 0 };
       entry.calls++;
-      entry.ms += performance.now() - start;
+      entry.ms += wall;
+      entry.cpuMs += (used.user + used.system) / 1000;
+      entry.flops += flops;
       kernelProfile.set(name, entry);
       return;
     }
     this.dispatch(name, nparts, costNs, args);
   }
 
+  /**
+   * Floating-point operations the counted kernels (dense, grouped and depthwise convolution
+   * and their gradients, linear) have done so far, a multiply-add counting 2; the benchmarks
+   * divide the difference over a step by its time. Memory-bound kernels count nothing.
+   */
+  flopCount(): number {
+    return this.flops;
+  }
+
+  /**
+   * The wasm SIMD multiply-add peak of this machine in GFLOP/s, measured now: a loop of 12
+   * independent multiply-add chains (assembly/peak.ts, this backend's build) on the calling
+   * thread alone, then on every thread at once. Best of `repeats` runs of `ms` each (other
+   * load only slows a run down). `threadClockMs`, when given, times the 1-thread runs instead
+   * of the wall clock: a clock of the calling thread's CPU time makes that figure immune to
+   * time-slicing (the benchmarks pass the process's CPU time).
+   */
+  measurePeak(ms = 60, repeats = 5, threadClockMs?: () => number): SimdPeak {
+    const fn = this.fns[KERNEL_INDEX.get('simdPeak') as number];
+    const flopsPerIteration = 96;
+    // Calibrate the iteration count to about `ms` on one thread.
+    let iterations = 1 << 16;
+    for (;;) {
+      const t = performance.now();
+      fn(iterations, 0.999, 0, 0);
+      const dt = performance.now() - t;
+      if (dt >= ms / 4 || iterations >= 1 << 30) {
+        iterations = Math.max(1, Math.min(2 ** 31 - 1, Math.round(iterations * ms / Math.max(dt, 1e-3))));
+        break;
+      }
+      iterations *= 4;
+    }
+    let one = 0;
+    const clock = threadClockMs ?? (() => performance.now());
+    for (let r = 0; r < repeats; r++) {
+      const t = clock();
+      fn(iterations, 0.999, 0, 0);
+      one = Math.max(one, (iterations * flopsPerIteration) / (Math.max(clock() - t, 1e-6) * 1e6));
+    }
+    let all = one;
+    if (this.workers.length > 0) {
+      all = 0;
+      for (let r = 0; r < repeats; r++) {
+        const t = performance.now();
+        this.dispatch('simdPeak', this.threads, Number.POSITIVE_INFINITY, [iterations, 0.999]);
+        all = Math.max(all, (this.threads * iterations * flopsPerIteration) / ((performance.now() - t) * 1e6));
+      }
+    }
+    return { oneThread: one, allThreads: all, threads: this.threads, build: this.build };
+  }
+
   private dispatch(name: KernelName, nparts: number, costNs: number, args: number[]): void {
     const index = KERNEL_INDEX.get(name) as number;
     const fn = this.fns[index];
-    if (this.workers.length === 0 || nparts === 1 || nparts > MAX_PARTS || costNs < this.parallelThresholdNs) {
+    const ctrl = this.ctrl;
+    if (this.workers.length === 0 || nparts === 1 || nparts > MAX_PARTS || costNs < this.parallelThresholdNs ||
+      (costNs < this.parkedThresholdNs && Atomics.load(ctrl, SLOT_SLEEPERS) > 0)) {
       for (let part = 0; part < nparts; part++) fn(...args, part, 0);
       return;
     }
     if (args.length > MAX_ARGS) throw new Error(`wasm backend: ${name} has too many arguments`);
-    const ctrl = this.ctrl;
-    // Publish: close claiming, write the job, reopen with the new generation, wake workers.
+    // Publish: close claiming, write the job, reopen with the new generation, wake parked workers.
     Atomics.store(ctrl, SLOT_NEXT, CLOSED);
     Atomics.store(ctrl, SLOT_FN, index);
     Atomics.store(ctrl, SLOT_NARGS, args.length);
@@ -448,14 +633,20 @@ export class WasmBackend implements KernelBackend {
     const gen = this.gen;
     Atomics.store(ctrl, SLOT_NEXT, gen << PART_BITS);
     Atomics.store(ctrl, SLOT_GEN, gen);
-    Atomics.notify(ctrl, SLOT_GEN);
+    if (Atomics.load(ctrl, SLOT_SLEEPERS) > 0) Atomics.notify(ctrl, SLOT_GEN);
 
+    // The main thread takes parts like any worker, then waits for the ones still running.
     const error = runClaimedParts(ctrl, gen, nparts, fn, args, 0, false);
-    let spins = 0;
-    for (;;) {
-      const done = Atomics.load(ctrl, SLOT_DONE);
-      if (done >= nparts) break;
-      if (++spins > MAIN_SPIN) Atomics.wait(ctrl, SLOT_DONE, done, 10);
+    let done = Atomics.load(ctrl, SLOT_DONE);
+    if (done < nparts) {
+      const deadline = performance.now() + MAIN_SPIN_US / 1000;
+      for (let i = 1; done < nparts; i++) {
+        done = Atomics.load(ctrl, SLOT_DONE);
+        if ((i & 63) === 0 && performance.now() > deadline) {
+          Atomics.wait(ctrl, SLOT_DONE, done, 10);
+          done = Atomics.load(ctrl, SLOT_DONE);
+        }
+      }
     }
     if (error !== null) throw error;
     if (Atomics.load(ctrl, SLOT_ERROR) !== 0) throw new Error(`wasm backend: kernel ${name} failed in a worker thread`);
@@ -494,13 +685,13 @@ export class WasmBackend implements KernelBackend {
       const stride = this.sizes.dwScratchBytes(desc);
       const scratch = this.scratchBlock(stride * this.threads);
       const { parts, perPart } = this.partsFor(g.batch * g.outChannels);
-      this.run('dwForward', parts, this.convFlops(g) / 20, [desc, xo, wo, yo, perPart, scratch, stride]);
+      this.run('dwForward', parts, this.convFlops(g) / 20, [desc, xo, wo, yo, perPart, scratch, stride], this.convFlops(g));
       return;
     }
     const stride = this.sizes.convScratchBytes(desc);
     const scratch = this.scratchBlock(stride * this.threads);
     const { parts, perPart } = this.partsFor(g.batch * g.groups);
-    this.run('convForward', parts, this.convFlops(g) / 32, [desc, xo, wo, yo, perPart, scratch, stride]);
+    this.run('convForward', parts, this.convFlops(g) / 32, [desc, xo, wo, yo, perPart, scratch, stride], this.convFlops(g));
   }
 
   conv2dGradInput(gradY: Float32Array, weight: Float32Array, gradX: Float32Array, g: ConvGeometry): void {
@@ -513,13 +704,13 @@ export class WasmBackend implements KernelBackend {
       const stride = this.sizes.dwScratchBytes(desc);
       const scratch = this.scratchBlock(stride * this.threads);
       const { parts, perPart } = this.partsFor(g.batch * g.inChannels);
-      this.run('dwGradInput', parts, this.convFlops(g) / 20, [desc, gyo, wo, gxo, perPart, scratch, stride]);
+      this.run('dwGradInput', parts, this.convFlops(g) / 20, [desc, gyo, wo, gxo, perPart, scratch, stride], this.convFlops(g));
       return;
     }
     const stride = this.sizes.convScratchBytes(desc);
     const scratch = this.scratchBlock(stride * this.threads);
     const { parts, perPart } = this.partsFor(g.batch * g.groups);
-    this.run('convGradInput', parts, this.convFlops(g) / 32, [desc, gyo, wo, gxo, perPart, scratch, stride]);
+    this.run('convGradInput', parts, this.convFlops(g) / 32, [desc, gyo, wo, gxo, perPart, scratch, stride], this.convFlops(g));
   }
 
   conv2dGradWeight(x: Float32Array, gradY: Float32Array, gradW: Float32Array, g: ConvGeometry): void {
@@ -540,7 +731,7 @@ export class WasmBackend implements KernelBackend {
       const partialBytes = roundUp(planes * g.kernelH * g.kernelW * 8, ALIGN);
       const base = this.scratchBlock(partialBytes + stride * this.threads);
       const { parts, perPart } = this.partsFor(planes);
-      this.run('dwGradWeight', parts, this.convFlops(g) / 20, [desc, xo, gyo, base, perPart, base + partialBytes, stride]);
+      this.run('dwGradWeight', parts, this.convFlops(g) / 20, [desc, xo, gyo, base, perPart, base + partialBytes, stride], this.convFlops(g));
       this.reduce(base, g.batch, weightCount, gwo);
       return;
     }
@@ -550,7 +741,7 @@ export class WasmBackend implements KernelBackend {
     const stride = this.sizes.convScratchBytes(desc);
     const partialBytes = roundUp(chunks * weightCount * 8, ALIGN);
     const base = this.scratchBlock(partialBytes + stride * this.threads);
-    this.run('convGradWeight', chunks, this.convFlops(g) / 32, [desc, xo, gyo, base, chunk, base + partialBytes, stride]);
+    this.run('convGradWeight', chunks, this.convFlops(g) / 32, [desc, xo, gyo, base, chunk, base + partialBytes, stride], this.convFlops(g));
     this.reduce(base, chunks, weightCount, gwo);
   }
 
@@ -758,7 +949,7 @@ export class WasmBackend implements KernelBackend {
       rows, inFeatures, outFeatures,
     ];
     const { parts, perPart } = this.partsFor(rows);
-    this.run('linear', parts, (2 * rows * inFeatures * outFeatures) / 32, [...args, perPart]);
+    this.run('linear', parts, (2 * rows * inFeatures * outFeatures) / 32, [...args, perPart], 2 * rows * inFeatures * outFeatures);
   }
 
   linearGradInput(gradY: Float32Array, weight: Float32Array, gradX: Float32Array,
@@ -770,7 +961,7 @@ export class WasmBackend implements KernelBackend {
     const { parts, perPart } = this.partsFor(rows);
     const stride = roundUp(this.sizes.linearScratchBytes(outFeatures, perPart), ALIGN);
     const scratch = this.scratchBlock(stride * this.threads);
-    this.run('linearGradInput', parts, (2 * rows * inFeatures * outFeatures) / 32, [...args, perPart, scratch, stride]);
+    this.run('linearGradInput', parts, (2 * rows * inFeatures * outFeatures) / 32, [...args, perPart, scratch, stride], 2 * rows * inFeatures * outFeatures);
   }
 
   linearGradWeight(x: Float32Array, gradY: Float32Array, gradW: Float32Array, gradB: Float32Array | null,
@@ -783,7 +974,7 @@ export class WasmBackend implements KernelBackend {
     const { parts, perPart } = this.partsFor(outFeatures);
     const stride = roundUp(this.sizes.linearScratchBytes(rows, perPart), ALIGN);
     const scratch = this.scratchBlock(stride * this.threads);
-    this.run('linearGradWeight', parts, (2 * rows * inFeatures * outFeatures) / 32, [...args, perPart, scratch, stride]);
+    this.run('linearGradWeight', parts, (2 * rows * inFeatures * outFeatures) / 32, [...args, perPart, scratch, stride], 2 * rows * inFeatures * outFeatures);
   }
 
   // ---------------------------------------------------------------- channel plumbing

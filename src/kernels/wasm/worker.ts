@@ -25,6 +25,8 @@ export const SLOT_NPARTS = 5;
 export const SLOT_STOP = 6;
 export const SLOT_READY = 7;
 export const SLOT_ERROR = 8;
+/** Workers parked in Atomics.wait on GEN (the main thread notifies only when this is > 0). */
+export const SLOT_SLEEPERS = 9;
 
 /** NEXT while a job is being written. (-1 >>> PART_BITS is never a valid generation.) */
 export const CLOSED = -1;
@@ -49,8 +51,12 @@ export interface WorkerInit {
   readonly names: readonly string[];
   /** Thread index (the main thread is 0): selects the scratch slice. */
   readonly tid: number;
-  /** Polls of GEN before sleeping after a job (back-to-back jobs then skip the futex wake-up). */
-  readonly spin: number;
+  /**
+   * Microseconds a worker polls GEN after a job before parking in Atomics.wait: back-to-back
+   * jobs (a training step issues one every few microseconds) then skip the futex wake-up,
+   * while a pause (JS work, I/O, the end of a step) leaves the core idle instead of burning it.
+   */
+  readonly spinMicroseconds: number;
 }
 
 export type KernelFunction = (...args: number[]) => unknown;
@@ -92,9 +98,20 @@ function workerLoop(init: WorkerInit): void {
   Atomics.notify(ctrl, SLOT_READY);
   for (;;) {
     let gen = Atomics.load(ctrl, SLOT_GEN);
-    for (let i = 0; gen === seen && i < init.spin; i++) gen = Atomics.load(ctrl, SLOT_GEN);
+    if (gen === seen && init.spinMicroseconds > 0) {
+      // Poll, checking the clock every 64 polls (a poll is a few nanoseconds, the clock ~30).
+      const deadline = performance.now() + init.spinMicroseconds / 1000;
+      for (let i = 1; gen === seen; i++) {
+        gen = Atomics.load(ctrl, SLOT_GEN);
+        if ((i & 63) === 0 && performance.now() > deadline) break;
+      }
+    }
     if (gen === seen) {
+      // Park. The main thread stores GEN before reading SLEEPERS, so either it sees this
+      // increment and notifies, or GEN has changed already and the wait returns at once.
+      Atomics.add(ctrl, SLOT_SLEEPERS, 1);
       Atomics.wait(ctrl, SLOT_GEN, seen);
+      Atomics.sub(ctrl, SLOT_SLEEPERS, 1);
       continue;
     }
     seen = gen;

@@ -130,3 +130,20 @@ export function addF32(dst: usize, src: usize, n: i32): void {
     store<f32>(q, load<f32>(q) + load<f32>(at(src, i)));
   }
 }
+
+/**
+ * a * b + c per lane. The relaxed-SIMD build (compiled with `--enable relaxed-simd`) uses
+ * f32x4.relaxed_madd, which V8 lowers to one fused multiply-add (a single rounding) where the
+ * CPU has FMA; the baseline build multiplies and adds (two roundings). Every kernel writes
+ * its multiply-adds through this, so the two builds differ exactly there.
+ */
+// @ts-ignore: decorator
+@inline export function fmadd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(c, f32x4.mul(a, b));
+}
+
+/** 1 in the relaxed-SIMD build, 0 in the baseline one. */
+export function relaxedSimd(): i32 {
+  return ASC_FEATURE_RELAXED_SIMD ? 1 : 0;
+}

@@ -11,7 +11,7 @@
 //   (window.ts) at a byte offset table[k]. Work goes one output row at a time, so the Q rows
 //   in use stay in L1 and no im2col matrix is ever written.
 
-import { at, at64, copyF32Over, hsum, hsum64, imin, roundUp4, storeLanes } from './common';
+import { at, at64, copyF32Over, hsum, hsum64, imin, roundUp4, storeLanes, fmadd } from './common';
 
 /** Bytes of packing scratch gemmNN needs for an M x K operand A. */
 // @ts-ignore: decorator
@@ -52,17 +52,17 @@ export function packA(A: usize, aRow: i32, aCol: i32, M: i32, K: i32, pack: usiz
     const b0 = v128.load(b);
     const b1 = v128.load(b, 16);
     let a = v128.load32_splat(ap);
-    c00 = f32x4.add(c00, f32x4.mul(a, b0));
-    c01 = f32x4.add(c01, f32x4.mul(a, b1));
+    c00 = fmadd(a, b0, c00);
+    c01 = fmadd(a, b1, c01);
     a = v128.load32_splat(ap, 4);
-    c10 = f32x4.add(c10, f32x4.mul(a, b0));
-    c11 = f32x4.add(c11, f32x4.mul(a, b1));
+    c10 = fmadd(a, b0, c10);
+    c11 = fmadd(a, b1, c11);
     a = v128.load32_splat(ap, 8);
-    c20 = f32x4.add(c20, f32x4.mul(a, b0));
-    c21 = f32x4.add(c21, f32x4.mul(a, b1));
+    c20 = fmadd(a, b0, c20);
+    c21 = fmadd(a, b1, c21);
     a = v128.load32_splat(ap, 12);
-    c30 = f32x4.add(c30, f32x4.mul(a, b0));
-    c31 = f32x4.add(c31, f32x4.mul(a, b1));
+    c30 = fmadd(a, b0, c30);
+    c31 = fmadd(a, b1, c31);
     ap += 16;
     b += ldb;
   }
@@ -94,10 +94,10 @@ export function packA(A: usize, aRow: i32, aCol: i32, M: i32, K: i32, pack: usiz
   let c3 = c0;
   for (let k = 0; k < K; k++) {
     const b0 = v128.load(b);
-    c0 = f32x4.add(c0, f32x4.mul(v128.load32_splat(ap), b0));
-    c1 = f32x4.add(c1, f32x4.mul(v128.load32_splat(ap, 4), b0));
-    c2 = f32x4.add(c2, f32x4.mul(v128.load32_splat(ap, 8), b0));
-    c3 = f32x4.add(c3, f32x4.mul(v128.load32_splat(ap, 12), b0));
+    c0 = fmadd(v128.load32_splat(ap), b0, c0);
+    c1 = fmadd(v128.load32_splat(ap, 4), b0, c1);
+    c2 = fmadd(v128.load32_splat(ap, 8), b0, c2);
+    c3 = fmadd(v128.load32_splat(ap, 12), b0, c3);
     ap += 16;
     b += ldb;
   }
@@ -213,33 +213,33 @@ export function gemmNT(
         const x0 = v128.load(b0 + kb);
         const x1 = v128.load(b1 + kb);
         let a = v128.load(a0 + kb);
-        s00 = f32x4.add(s00, f32x4.mul(a, x0));
-        s01 = f32x4.add(s01, f32x4.mul(a, x1));
+        s00 = fmadd(a, x0, s00);
+        s01 = fmadd(a, x1, s01);
         a = v128.load(a1 + kb);
-        s10 = f32x4.add(s10, f32x4.mul(a, x0));
-        s11 = f32x4.add(s11, f32x4.mul(a, x1));
+        s10 = fmadd(a, x0, s10);
+        s11 = fmadd(a, x1, s11);
         a = v128.load(a2 + kb);
-        s20 = f32x4.add(s20, f32x4.mul(a, x0));
-        s21 = f32x4.add(s21, f32x4.mul(a, x1));
+        s20 = fmadd(a, x0, s20);
+        s21 = fmadd(a, x1, s21);
         a = v128.load(a3 + kb);
-        s30 = f32x4.add(s30, f32x4.mul(a, x0));
-        s31 = f32x4.add(s31, f32x4.mul(a, x1));
+        s30 = fmadd(a, x0, s30);
+        s31 = fmadd(a, x1, s31);
       }
       if (tail) {
         const x0 = v128.and(v128.load(b0 + kt), mask);
         const x1 = v128.and(v128.load(b1 + kt), mask);
         let a = v128.and(v128.load(a0 + kt), mask);
-        s00 = f32x4.add(s00, f32x4.mul(a, x0));
-        s01 = f32x4.add(s01, f32x4.mul(a, x1));
+        s00 = fmadd(a, x0, s00);
+        s01 = fmadd(a, x1, s01);
         a = v128.and(v128.load(a1 + kt), mask);
-        s10 = f32x4.add(s10, f32x4.mul(a, x0));
-        s11 = f32x4.add(s11, f32x4.mul(a, x1));
+        s10 = fmadd(a, x0, s10);
+        s11 = fmadd(a, x1, s11);
         a = v128.and(v128.load(a2 + kt), mask);
-        s20 = f32x4.add(s20, f32x4.mul(a, x0));
-        s21 = f32x4.add(s21, f32x4.mul(a, x1));
+        s20 = fmadd(a, x0, s20);
+        s21 = fmadd(a, x1, s21);
         a = v128.and(v128.load(a3 + kt), mask);
-        s30 = f32x4.add(s30, f32x4.mul(a, x0));
-        s31 = f32x4.add(s31, f32x4.mul(a, x1));
+        s30 = fmadd(a, x0, s30);
+        s31 = fmadd(a, x1, s31);
       }
       if (accumulate64) {
         const c = at64(C, i0 * ldc + j0);
@@ -280,6 +280,97 @@ export function gemmNT(
   }
 }
 
+/**
+ * gemmNT accumulating in float64 over `samples` consecutive samples at once: for i < M, j < N
+ *   C64[i * ldc + j] += sum over s < samples, k < K of
+ *     A[s * aSample + i * lda + k] * B[s * bSample + j * ldb + k]
+ * (aSample / bSample in floats). Each 4 x 2 tile keeps its float32 vector sums across the
+ * samples and reduces them to float64 once: on small planes (K = 64 for 8 x 8) the per-sample
+ * reductions of gemmNT cost a third of the work. The association depends only on the shapes.
+ */
+export function gemmNTSamples(
+  M: i32, N: i32, K: i32, A: usize, lda: i32, aSample: i32, B: usize, ldb: i32, bSample: i32, samples: i32,
+  C: usize, ldc: i32,
+): void {
+  const K4 = K & ~3;
+  const tail = K & 3;
+  const mask = laneMask(tail);
+  const kt = <usize>K4 << 2;
+  const aStep = <usize>aSample << 2;
+  const bStep = <usize>bSample << 2;
+  const ldc8 = <usize>ldc << 3;
+  for (let i0 = 0; i0 < M; i0 += 4) {
+    const mr = imin(4, M - i0);
+    for (let j0 = 0; j0 < N; j0 += 2) {
+      const nr = imin(2, N - j0);
+      let s00 = f32x4.splat(0);
+      let s01 = s00;
+      let s10 = s00;
+      let s11 = s00;
+      let s20 = s00;
+      let s21 = s00;
+      let s30 = s00;
+      let s31 = s00;
+      for (let s = 0; s < samples; s++) {
+        // Rows past M / N alias the tile's first row: computed and dropped.
+        const a0 = at(A, i0 * lda) + <usize>s * aStep;
+        const a1 = mr > 1 ? at(a0, lda) : a0;
+        const a2 = mr > 2 ? at(a0, 2 * lda) : a0;
+        const a3 = mr > 3 ? at(a0, 3 * lda) : a0;
+        const b0 = at(B, j0 * ldb) + <usize>s * bStep;
+        const b1 = nr > 1 ? at(b0, ldb) : b0;
+        for (let kb: usize = 0; kb < kt; kb += 16) {
+          const x0 = v128.load(b0 + kb);
+          const x1 = v128.load(b1 + kb);
+          let a = v128.load(a0 + kb);
+          s00 = fmadd(a, x0, s00);
+          s01 = fmadd(a, x1, s01);
+          a = v128.load(a1 + kb);
+          s10 = fmadd(a, x0, s10);
+          s11 = fmadd(a, x1, s11);
+          a = v128.load(a2 + kb);
+          s20 = fmadd(a, x0, s20);
+          s21 = fmadd(a, x1, s21);
+          a = v128.load(a3 + kb);
+          s30 = fmadd(a, x0, s30);
+          s31 = fmadd(a, x1, s31);
+        }
+        if (tail) {
+          const x0 = v128.and(v128.load(b0 + kt), mask);
+          const x1 = v128.and(v128.load(b1 + kt), mask);
+          let a = v128.and(v128.load(a0 + kt), mask);
+          s00 = fmadd(a, x0, s00);
+          s01 = fmadd(a, x1, s01);
+          a = v128.and(v128.load(a1 + kt), mask);
+          s10 = fmadd(a, x0, s10);
+          s11 = fmadd(a, x1, s11);
+          a = v128.and(v128.load(a2 + kt), mask);
+          s20 = fmadd(a, x0, s20);
+          s21 = fmadd(a, x1, s21);
+          a = v128.and(v128.load(a3 + kt), mask);
+          s30 = fmadd(a, x0, s30);
+          s31 = fmadd(a, x1, s31);
+        }
+      }
+      const c = at64(C, i0 * ldc + j0);
+      store<f64>(c, load<f64>(c) + hsum64(s00));
+      if (nr > 1) store<f64>(c, load<f64>(c, 8) + hsum64(s01), 8);
+      if (mr > 1) {
+        store<f64>(c + ldc8, load<f64>(c + ldc8) + hsum64(s10));
+        if (nr > 1) store<f64>(c + ldc8, load<f64>(c + ldc8, 8) + hsum64(s11), 8);
+      }
+      if (mr > 2) {
+        store<f64>(c + 2 * ldc8, load<f64>(c + 2 * ldc8) + hsum64(s20));
+        if (nr > 1) store<f64>(c + 2 * ldc8, load<f64>(c + 2 * ldc8, 8) + hsum64(s21), 8);
+      }
+      if (mr > 3) {
+        store<f64>(c + 3 * ldc8, load<f64>(c + 3 * ldc8) + hsum64(s30));
+        if (nr > 1) store<f64>(c + 3 * ldc8, load<f64>(c + 3 * ldc8, 8) + hsum64(s31), 8);
+      }
+    }
+  }
+}
+
 /** 4 x 8 tile of gemmRows: B row k at b + table[k]. */
 // @ts-ignore: decorator
 @inline function rowTile4x8(K: i32, ap: usize, table: usize, b: usize, c: usize, ldc: usize, mr: i32): void {
@@ -296,17 +387,17 @@ export function gemmNT(
     const b0 = v128.load(bk);
     const b1 = v128.load(bk, 16);
     let a = v128.load32_splat(ap);
-    c00 = f32x4.add(c00, f32x4.mul(a, b0));
-    c01 = f32x4.add(c01, f32x4.mul(a, b1));
+    c00 = fmadd(a, b0, c00);
+    c01 = fmadd(a, b1, c01);
     a = v128.load32_splat(ap, 4);
-    c10 = f32x4.add(c10, f32x4.mul(a, b0));
-    c11 = f32x4.add(c11, f32x4.mul(a, b1));
+    c10 = fmadd(a, b0, c10);
+    c11 = fmadd(a, b1, c11);
     a = v128.load32_splat(ap, 8);
-    c20 = f32x4.add(c20, f32x4.mul(a, b0));
-    c21 = f32x4.add(c21, f32x4.mul(a, b1));
+    c20 = fmadd(a, b0, c20);
+    c21 = fmadd(a, b1, c21);
     a = v128.load32_splat(ap, 12);
-    c30 = f32x4.add(c30, f32x4.mul(a, b0));
-    c31 = f32x4.add(c31, f32x4.mul(a, b1));
+    c30 = fmadd(a, b0, c30);
+    c31 = fmadd(a, b1, c31);
     ap += 16;
   }
   v128.store(c, c00);
@@ -337,10 +428,10 @@ export function gemmNT(
   let c3 = c0;
   for (let k = 0; k < K; k++) {
     const b0 = v128.load(b + <usize>load<i32>(table + (<usize>k << 2)));
-    c0 = f32x4.add(c0, f32x4.mul(v128.load32_splat(ap), b0));
-    c1 = f32x4.add(c1, f32x4.mul(v128.load32_splat(ap, 4), b0));
-    c2 = f32x4.add(c2, f32x4.mul(v128.load32_splat(ap, 8), b0));
-    c3 = f32x4.add(c3, f32x4.mul(v128.load32_splat(ap, 12), b0));
+    c0 = fmadd(v128.load32_splat(ap), b0, c0);
+    c1 = fmadd(v128.load32_splat(ap, 4), b0, c1);
+    c2 = fmadd(v128.load32_splat(ap, 8), b0, c2);
+    c3 = fmadd(v128.load32_splat(ap, 12), b0, c3);
     ap += 16;
   }
   storeLanes(c, c0, nc);
@@ -419,33 +510,33 @@ export function gemmRowsNT(
           const x0 = v128.load(r0 + v);
           const x1 = v128.load(r1 + v);
           let a = v128.load(q0 + v);
-          s00 = f32x4.add(s00, f32x4.mul(a, x0));
-          s01 = f32x4.add(s01, f32x4.mul(a, x1));
+          s00 = fmadd(a, x0, s00);
+          s01 = fmadd(a, x1, s01);
           a = v128.load(q1 + v);
-          s10 = f32x4.add(s10, f32x4.mul(a, x0));
-          s11 = f32x4.add(s11, f32x4.mul(a, x1));
+          s10 = fmadd(a, x0, s10);
+          s11 = fmadd(a, x1, s11);
           a = v128.load(q2 + v);
-          s20 = f32x4.add(s20, f32x4.mul(a, x0));
-          s21 = f32x4.add(s21, f32x4.mul(a, x1));
+          s20 = fmadd(a, x0, s20);
+          s21 = fmadd(a, x1, s21);
           a = v128.load(q3 + v);
-          s30 = f32x4.add(s30, f32x4.mul(a, x0));
-          s31 = f32x4.add(s31, f32x4.mul(a, x1));
+          s30 = fmadd(a, x0, s30);
+          s31 = fmadd(a, x1, s31);
         }
         if (tail) {
           const x0 = v128.and(v128.load(r0 + w4), mask);
           const x1 = v128.and(v128.load(r1 + w4), mask);
           let a = v128.and(v128.load(q0 + w4), mask);
-          s00 = f32x4.add(s00, f32x4.mul(a, x0));
-          s01 = f32x4.add(s01, f32x4.mul(a, x1));
+          s00 = fmadd(a, x0, s00);
+          s01 = fmadd(a, x1, s01);
           a = v128.and(v128.load(q1 + w4), mask);
-          s10 = f32x4.add(s10, f32x4.mul(a, x0));
-          s11 = f32x4.add(s11, f32x4.mul(a, x1));
+          s10 = fmadd(a, x0, s10);
+          s11 = fmadd(a, x1, s11);
           a = v128.and(v128.load(q2 + w4), mask);
-          s20 = f32x4.add(s20, f32x4.mul(a, x0));
-          s21 = f32x4.add(s21, f32x4.mul(a, x1));
+          s20 = fmadd(a, x0, s20);
+          s21 = fmadd(a, x1, s21);
           a = v128.and(v128.load(q3 + w4), mask);
-          s30 = f32x4.add(s30, f32x4.mul(a, x0));
-          s31 = f32x4.add(s31, f32x4.mul(a, x1));
+          s30 = fmadd(a, x0, s30);
+          s31 = fmadd(a, x1, s31);
         }
       }
       const c = at64(C, i0 * ldc + j0);

@@ -1,7 +1,8 @@
 // Entry point of the kernel module: everything the JS side (backend.ts, worker.ts) calls.
 // Built with SIMD and threads on an imported shared memory; see asconfig.json.
 
-export { heapBase } from './common';
+export { heapBase, relaxedSimd } from './common';
+export { simdPeak } from './peak';
 export {
   convScratchBytes, convForward, convGradInput, convGradWeight, reduceChunks,
   dwScratchBytes, dwForward, dwGradInput, dwGradWeight,

@@ -13,7 +13,7 @@
 // Q widths are padded so that whole vectors of 4 outputs can be computed past outW (the
 // extra lanes are never stored).
 
-import { at, copyF32, fillF32, imax, imin, roundUp4, storeLanes } from './common';
+import { at, copyF32, fillF32, imax, imin, roundUp4, storeLanes, fmadd } from './common';
 
 /** Rows of the Q plane that an output of outH rows reads. */
 // @ts-ignore: decorator
@@ -173,12 +173,12 @@ export function windowFma(
   q: usize, rowStep: i32, taps: usize, T: i32, w: usize, out: usize, outH: i32, outW: i32,
 ): void {
   const nv = (outW + 3) >> 2;
+  const nPaired = nv & ~3;
   const T2 = T & ~1;
   for (let oh = 0; oh < outH; oh++) {
     const base = q + <usize>(oh * rowStep);
     const orow = at(out, oh * outW);
-    let v = 0;
-    for (; v + 4 <= nv; v += 4) {
+    for (let v = 0; v < nPaired; v += 4) {
       const vb = base + (<usize>v << 4);
       let a0 = f32x4.splat(0);
       let a1 = a0;
@@ -191,18 +191,18 @@ export function windowFma(
         const r = vb + <usize>load<i32>(tp, 4);
         const wv = v128.load32_splat(wp);
         const wu = v128.load32_splat(wp, 4);
-        a0 = f32x4.add(a0, f32x4.add(f32x4.mul(wv, v128.load(p)), f32x4.mul(wu, v128.load(r))));
-        a1 = f32x4.add(a1, f32x4.add(f32x4.mul(wv, v128.load(p, 16)), f32x4.mul(wu, v128.load(r, 16))));
-        a2 = f32x4.add(a2, f32x4.add(f32x4.mul(wv, v128.load(p, 32)), f32x4.mul(wu, v128.load(r, 32))));
-        a3 = f32x4.add(a3, f32x4.add(f32x4.mul(wv, v128.load(p, 48)), f32x4.mul(wu, v128.load(r, 48))));
+        a0 = f32x4.add(a0, fmadd(wv, v128.load(p), f32x4.mul(wu, v128.load(r))));
+        a1 = f32x4.add(a1, fmadd(wv, v128.load(p, 16), f32x4.mul(wu, v128.load(r, 16))));
+        a2 = f32x4.add(a2, fmadd(wv, v128.load(p, 32), f32x4.mul(wu, v128.load(r, 32))));
+        a3 = f32x4.add(a3, fmadd(wv, v128.load(p, 48), f32x4.mul(wu, v128.load(r, 48))));
       }
       if (T2 < T) {
         const p = vb + <usize>load<i32>(taps + (<usize>T2 << 2));
         const wv = v128.load32_splat(w + (<usize>T2 << 2));
-        a0 = f32x4.add(a0, f32x4.mul(wv, v128.load(p)));
-        a1 = f32x4.add(a1, f32x4.mul(wv, v128.load(p, 16)));
-        a2 = f32x4.add(a2, f32x4.mul(wv, v128.load(p, 32)));
-        a3 = f32x4.add(a3, f32x4.mul(wv, v128.load(p, 48)));
+        a0 = fmadd(wv, v128.load(p), a0);
+        a1 = fmadd(wv, v128.load(p, 16), a1);
+        a2 = fmadd(wv, v128.load(p, 32), a2);
+        a3 = fmadd(wv, v128.load(p, 48), a3);
       }
       const o = orow + (<usize>v << 4);
       v128.store(o, a0);
@@ -210,19 +210,62 @@ export function windowFma(
       v128.store(o, a2, 32);
       storeLanes(o + 48, a3, outW - ((v + 3) << 2));
     }
-    for (; v < nv; v++) {
+  }
+  if (nPaired == nv) return;
+  // The last nv % 4 vectors of every row (all of them on planes narrower than 16): even and
+  // odd taps in two chains per vector, two rows at once so that four chains run side by
+  // side (one row's two chains are bound by the addition latency on small planes). Each
+  // output is summed exactly as before, row by row.
+  let oh = 0;
+  for (; oh + 2 <= outH; oh += 2) {
+    const base = q + <usize>(oh * rowStep);
+    const orow = at(out, oh * outW);
+    for (let v = nPaired; v < nv; v++) {
+      const vb = base + (<usize>v << 4);
+      const vc = vb + <usize>rowStep;
+      let a0 = f32x4.splat(0);
+      let a1 = a0;
+      let b0 = a0;
+      let b1 = a0;
+      for (let t = 0; t < T2; t += 2) {
+        const tp = taps + (<usize>t << 2);
+        const wp = w + (<usize>t << 2);
+        const o0 = <usize>load<i32>(tp);
+        const o1 = <usize>load<i32>(tp, 4);
+        const wv = v128.load32_splat(wp);
+        const wu = v128.load32_splat(wp, 4);
+        a0 = fmadd(wv, v128.load(vb + o0), a0);
+        a1 = fmadd(wu, v128.load(vb + o1), a1);
+        b0 = fmadd(wv, v128.load(vc + o0), b0);
+        b1 = fmadd(wu, v128.load(vc + o1), b1);
+      }
+      if (T2 < T) {
+        const o0 = <usize>load<i32>(taps + (<usize>T2 << 2));
+        const wv = v128.load32_splat(w + (<usize>T2 << 2));
+        a0 = fmadd(wv, v128.load(vb + o0), a0);
+        b0 = fmadd(wv, v128.load(vc + o0), b0);
+      }
+      const n = outW - (v << 2);
+      storeLanes(orow + (<usize>v << 4), f32x4.add(a0, a1), n);
+      storeLanes(orow + (<usize>(outW + (v << 2)) << 2), f32x4.add(b0, b1), n);
+    }
+  }
+  for (; oh < outH; oh++) {
+    const base = q + <usize>(oh * rowStep);
+    const orow = at(out, oh * outW);
+    for (let v = nPaired; v < nv; v++) {
       const vb = base + (<usize>v << 4);
       let a0 = f32x4.splat(0);
       let a1 = a0;
       for (let t = 0; t < T2; t += 2) {
         const tp = taps + (<usize>t << 2);
         const wp = w + (<usize>t << 2);
-        a0 = f32x4.add(a0, f32x4.mul(v128.load32_splat(wp), v128.load(vb + <usize>load<i32>(tp))));
-        a1 = f32x4.add(a1, f32x4.mul(v128.load32_splat(wp, 4), v128.load(vb + <usize>load<i32>(tp, 4))));
+        a0 = fmadd(v128.load32_splat(wp), v128.load(vb + <usize>load<i32>(tp)), a0);
+        a1 = fmadd(v128.load32_splat(wp, 4), v128.load(vb + <usize>load<i32>(tp, 4)), a1);
       }
       if (T2 < T) {
         const p = vb + <usize>load<i32>(taps + (<usize>T2 << 2));
-        a0 = f32x4.add(a0, f32x4.mul(v128.load32_splat(w + (<usize>T2 << 2)), v128.load(p)));
+        a0 = fmadd(v128.load32_splat(w + (<usize>T2 << 2)), v128.load(p), a0);
       }
       storeLanes(orow + (<usize>v << 4), f32x4.add(a0, a1), outW - (v << 2));
     }
@@ -449,21 +492,21 @@ export function maxPoolBackwardPlane(
   paired: bool,
 ): v128 {
   if (paired) {
-    let a = f32x4.add(f32x4.mul(w0, l0), f32x4.mul(w1, c0));
-    a = f32x4.add(a, f32x4.add(f32x4.mul(w2, r0), f32x4.mul(w3, l1)));
-    a = f32x4.add(a, f32x4.add(f32x4.mul(w4, c1), f32x4.mul(w5, r1)));
-    a = f32x4.add(a, f32x4.add(f32x4.mul(w6, l2), f32x4.mul(w7, c2)));
-    return f32x4.add(a, f32x4.mul(w8, r2));
+    let a = fmadd(w0, l0, f32x4.mul(w1, c0));
+    a = f32x4.add(a, fmadd(w2, r0, f32x4.mul(w3, l1)));
+    a = f32x4.add(a, fmadd(w4, c1, f32x4.mul(w5, r1)));
+    a = f32x4.add(a, fmadd(w6, l2, f32x4.mul(w7, c2)));
+    return fmadd(w8, r2, a);
   }
   let a = f32x4.mul(w0, l0);
-  a = f32x4.add(a, f32x4.mul(w2, r0));
-  a = f32x4.add(a, f32x4.mul(w4, c1));
-  a = f32x4.add(a, f32x4.mul(w6, l2));
-  a = f32x4.add(a, f32x4.mul(w8, r2));
+  a = fmadd(w2, r0, a);
+  a = fmadd(w4, c1, a);
+  a = fmadd(w6, l2, a);
+  a = fmadd(w8, r2, a);
   let b = f32x4.mul(w1, c0);
-  b = f32x4.add(b, f32x4.mul(w3, l1));
-  b = f32x4.add(b, f32x4.mul(w5, r1));
-  b = f32x4.add(b, f32x4.mul(w7, c2));
+  b = fmadd(w3, l1, b);
+  b = fmadd(w5, r1, b);
+  b = fmadd(w7, c2, b);
   return f32x4.add(a, b);
 }
 
@@ -494,58 +537,58 @@ export function maxPoolBackwardPlane(
   paired: bool, oA: usize, oB: usize, n: i32,
 ): void {
   if (paired) {
-    let a = f32x4.add(f32x4.mul(w0, rowL(p0, mode, valid)), f32x4.mul(w1, rowC(p0, mode, valid)));
-    const ta = f32x4.mul(w2, rowR(p0, mode, valid));
+    let a = fmadd(w0, rowL(p0, mode, valid), f32x4.mul(w1, rowC(p0, mode, valid)));
+    const ra = rowR(p0, mode, valid);
     let l = rowL(p1, mode, valid);
     let c = rowC(p1, mode, valid);
     let r = rowR(p1, mode, valid);
-    a = f32x4.add(a, f32x4.add(ta, f32x4.mul(w3, l)));
-    a = f32x4.add(a, f32x4.add(f32x4.mul(w4, c), f32x4.mul(w5, r)));
-    let b = f32x4.add(f32x4.mul(w0, l), f32x4.mul(w1, c));
-    const tb = f32x4.mul(w2, r);
+    a = f32x4.add(a, fmadd(w2, ra, f32x4.mul(w3, l)));
+    a = f32x4.add(a, fmadd(w4, c, f32x4.mul(w5, r)));
+    let b = fmadd(w0, l, f32x4.mul(w1, c));
+    const rb = r;
     l = rowL(p2, mode, valid);
     c = rowC(p2, mode, valid);
     r = rowR(p2, mode, valid);
-    a = f32x4.add(a, f32x4.add(f32x4.mul(w6, l), f32x4.mul(w7, c)));
-    a = f32x4.add(a, f32x4.mul(w8, r));
+    a = f32x4.add(a, fmadd(w6, l, f32x4.mul(w7, c)));
+    a = fmadd(w8, r, a);
     storeLanes(oA, a, n);
-    b = f32x4.add(b, f32x4.add(tb, f32x4.mul(w3, l)));
-    b = f32x4.add(b, f32x4.add(f32x4.mul(w4, c), f32x4.mul(w5, r)));
+    b = f32x4.add(b, fmadd(w2, rb, f32x4.mul(w3, l)));
+    b = f32x4.add(b, fmadd(w4, c, f32x4.mul(w5, r)));
     l = rowL(p3, mode, valid);
     c = rowC(p3, mode, valid);
     r = rowR(p3, mode, valid);
-    b = f32x4.add(b, f32x4.add(f32x4.mul(w6, l), f32x4.mul(w7, c)));
-    b = f32x4.add(b, f32x4.mul(w8, r));
+    b = f32x4.add(b, fmadd(w6, l, f32x4.mul(w7, c)));
+    b = fmadd(w8, r, b);
     storeLanes(oB, b, n);
   } else {
     let a = f32x4.mul(w0, rowL(p0, mode, valid));
     let a1 = f32x4.mul(w1, rowC(p0, mode, valid));
-    a = f32x4.add(a, f32x4.mul(w2, rowR(p0, mode, valid)));
+    a = fmadd(w2, rowR(p0, mode, valid), a);
     let l = rowL(p1, mode, valid);
     let c = rowC(p1, mode, valid);
     let r = rowR(p1, mode, valid);
-    a1 = f32x4.add(a1, f32x4.mul(w3, l));
-    a = f32x4.add(a, f32x4.mul(w4, c));
-    a1 = f32x4.add(a1, f32x4.mul(w5, r));
+    a1 = fmadd(w3, l, a1);
+    a = fmadd(w4, c, a);
+    a1 = fmadd(w5, r, a1);
     let b = f32x4.mul(w0, l);
     let b1 = f32x4.mul(w1, c);
-    b = f32x4.add(b, f32x4.mul(w2, r));
+    b = fmadd(w2, r, b);
     l = rowL(p2, mode, valid);
     c = rowC(p2, mode, valid);
     r = rowR(p2, mode, valid);
-    a = f32x4.add(a, f32x4.mul(w6, l));
-    a1 = f32x4.add(a1, f32x4.mul(w7, c));
-    a = f32x4.add(a, f32x4.mul(w8, r));
+    a = fmadd(w6, l, a);
+    a1 = fmadd(w7, c, a1);
+    a = fmadd(w8, r, a);
     storeLanes(oA, f32x4.add(a, a1), n);
-    b1 = f32x4.add(b1, f32x4.mul(w3, l));
-    b = f32x4.add(b, f32x4.mul(w4, c));
-    b1 = f32x4.add(b1, f32x4.mul(w5, r));
+    b1 = fmadd(w3, l, b1);
+    b = fmadd(w4, c, b);
+    b1 = fmadd(w5, r, b1);
     l = rowL(p3, mode, valid);
     c = rowC(p3, mode, valid);
     r = rowR(p3, mode, valid);
-    b = f32x4.add(b, f32x4.mul(w6, l));
-    b1 = f32x4.add(b1, f32x4.mul(w7, c));
-    b = f32x4.add(b, f32x4.mul(w8, r));
+    b = fmadd(w6, l, b);
+    b1 = fmadd(w7, c, b1);
+    b = fmadd(w8, r, b);
     storeLanes(oB, f32x4.add(b, b1), n);
   }
 }
