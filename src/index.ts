@@ -31,6 +31,8 @@ export * from './darts/operations.js';
 export * from './darts/mixed-op.js';
 export * from './darts/search-network.js';
 export * from './darts/architect.js';
+export * from './darts/second-order-architect.js';
+export * from './darts/architects.js';
 export * from './darts/genotype.js';
 export * from './darts/genotype-derive.js';
 export * from './darts/genotype-python.js';

@@ -54,7 +54,7 @@ export function searchCommand(): Command {
   const d = DEFAULT_SEARCH_CONFIG;
   const r = recipeDefault;
   const command = new Command('search')
-    .description('PC-DARTS architecture search (first order); defaults are the paper\'s CIFAR-10 settings, on the bundled Fashion-MNIST subset, or its ImageNet settings with the ImageNet network')
+    .description('PC-DARTS architecture search (first order, or second order with --order 2); defaults are the paper\'s CIFAR-10 settings, on the bundled Fashion-MNIST subset, or its ImageNet settings with the ImageNet network')
     .addOption(new Option('--network <kind>', 'search network: cifar (stem at full resolution) or imagenet (three stride-2 stems, the ImageNet recipe as defaults) (default: imagenet for the ImageNet dataset and images of 128 pixels or more, else cifar)').choices([...NETWORK_KINDS]))
     .addOption(new Option('--dataset <name>', 'training data').choices([...DATASET_NAMES]).default(d.dataset))
     .addOption(new Option('--data <dir>', 'dataset directory (default: the dataset\'s standard location; none for the bundled subset)'))
@@ -68,6 +68,7 @@ export function searchCommand(): Command {
     .addOption(new Option('--arch-weight-decay <x>', `architecture weight decay ${r('archWeightDecay')}`).argParser(parseNumber))
     .addOption(new Option('--arch-grad-clip <x>', `clip the architecture gradients' global norm before the Adam step ${r('archGradClip')}`).argParser(parseNumber))
     .addOption(new Option('--no-arch-grad-clip', 'do not clip the architecture gradients'))
+    .addOption(new Option('--order <n>', 'architecture step: 1 first order (PC-DARTS, DARTS v1), 2 the unrolled second order of DARTS v2, about 3x slower per step (default: 1)').argParser(parseInteger))
     .addOption(new Option('--epochs <n>', `search epochs ${r('epochs')}`).argParser(parseInteger))
     .addOption(new Option('--warmup-epochs <n>', `epochs before architecture steps begin ${r('warmupEpochs')}`).argParser(parseInteger))
     .addOption(new Option('--init-channels <n>', 'initial channels C').argParser(parseInteger).default(d.initChannels))

@@ -1,9 +1,12 @@
 /**
- * The architecture update, kept apart from the model as in the authors' code so that a
- * second-order variant can plug in. First order (spec section 6): Adam on the validation
- * loss with L2 weight decay added to the gradient.
+ * The architecture update, kept apart from the model as in the authors' code (architect.py),
+ * so that a search method plugs in here and not into the network. Two methods:
+ * - first order (spec section 6, PC-DARTS and DARTS v1): Adam on the validation loss at the
+ *   current weights, L2 weight decay added to the gradient;
+ * - second order (DARTS v2, "unrolled"; second-order-architect.ts): the validation loss after
+ *   one virtual weight step, with the finite-difference Hessian-vector product.
  */
-import { Adam, clipGradNorm } from '../nn/optim.js';
+import { Adam, clipGradNorm, type SGD } from '../nn/optim.js';
 import { backward } from '../tensor/autograd.js';
 import * as ops from '../tensor/ops.js';
 import { tidy, type Tensor } from '../tensor/tensor.js';
@@ -22,10 +25,30 @@ export interface ArchitectOptions {
 
 export const DEFAULT_ARCHITECT: ArchitectOptions = { lr: 6e-4, betas: [0.5, 0.999], weightDecay: 1e-3 };
 
+/** The architecture step's order: 1 (first order) or 2 (unrolled, DARTS second order). */
+export type ArchitectOrder = 1 | 2;
+export const ARCHITECT_ORDERS: readonly ArchitectOrder[] = [1, 2];
+
+/**
+ * What a second-order step needs of the weight step it precedes: that step's training batch,
+ * its learning rate (eta of the virtual step) and the weight optimiser (its momentum buffers,
+ * momentum and weight decay). A first-order architect ignores it.
+ */
+export interface WeightStepContext {
+  trainX: Tensor;
+  trainLabels: Int32Array;
+  lr: number;
+  weightOptimizer: SGD;
+}
+
 export interface Architect {
+  readonly order: ArchitectOrder;
   readonly optimizer: Adam;
-  /** One architecture step on a validation batch; returns its loss. */
-  step(x: Tensor, labels: Int32Array): number;
+  /**
+   * One architecture step on a validation batch; returns its loss (for the second order:
+   * at the virtual weights). `context` is required by the second order.
+   */
+  step(x: Tensor, labels: Int32Array, context?: WeightStepContext): number;
 }
 
 /**
@@ -34,6 +57,7 @@ export interface Architect {
  * authors' code computes and discards them).
  */
 export class FirstOrderArchitect implements Architect {
+  readonly order = 1;
   readonly optimizer: Adam;
   private readonly gradClip: number | null;
 

@@ -5,8 +5,9 @@
  * progress.ts); files go to the run directory (run-dir.ts, checkpoint.ts).
  *
  * A step is exactly the fixture-verified reference (test/fixtures/handlers/search.ts): an
- * architecture step (from the warm-up epoch on) with FirstOrderArchitect on the next batch of
- * the architecture half, then zero the weight gradients, forward + cross-entropy + backward
+ * architecture step (from the warm-up epoch on) with the architect of `order` (first order, or
+ * the unrolled second order, which also uses the step's training batch, learning rate and
+ * momentum buffers) on the next batch of the architecture half, then zero the weight gradients, forward + cross-entropy + backward
  * on the next training batch with the architecture frozen, clip the weight gradients' global
  * norm, SGD step. Per step the random draws come in a fixed order (training batch indices
  * when an epoch of that half starts, training augmentation, then the same for the
@@ -18,7 +19,8 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-import { FirstOrderArchitect, withFrozen } from '../darts/architect.js';
+import { type Architect, ARCHITECT_ORDERS, type ArchitectOrder, withFrozen } from '../darts/architect.js';
+import { createArchitect } from '../darts/architects.js';
 import { type Genotype, genotypeToJSON } from '../darts/genotype.js';
 import { nodeSoftmax, softmaxRows } from '../darts/genotype-derive.js';
 import {
@@ -80,6 +82,11 @@ export interface SearchConfig {
   archWeightDecay: number;
   /** Clip the architecture gradients' global norm before the Adam step (the ImageNet search: 5); null: no clipping. */
   archGradClip: number | null;
+  /**
+   * The architecture step: 1 first order (PC-DARTS, DARTS v1), 2 the unrolled second-order
+   * step of DARTS v2 (src/darts/second-order-architect.ts; about 3x a first-order step's time).
+   */
+  order: ArchitectOrder;
   epochs: number;
   /** Linear learning-rate warm-up: lr (e+1)/W for the first W epochs, then the cosine; 0: none. */
   lrWarmupEpochs: number;
@@ -115,7 +122,7 @@ export interface SearchConfig {
 /** The paper's CIFAR-10 settings (spec section 6), on the bundled Fashion-MNIST subset. */
 export const DEFAULT_SEARCH_CONFIG: Readonly<SearchConfig> = Object.freeze({
   network: 'cifar', dataset: 'fashion-mnist-bundled', data: null, batchSize: 256, lr: 0.1, lrMin: 0, momentum: 0.9,
-  weightDecay: 3e-4, archLr: 6e-4, archWeightDecay: 1e-3, archGradClip: null, epochs: 50, lrWarmupEpochs: 0,
+  weightDecay: 3e-4, archLr: 6e-4, archWeightDecay: 1e-3, archGradClip: null, order: 1, epochs: 50, lrWarmupEpochs: 0,
   warmupEpochs: 15, initChannels: 16, layers: 8, nodes: 4, k: 4, edgeNorm: true, trainPortion: 0.5, searchSubset: null,
   searchSubsetFrom: null, gradClip: 5, seed: 2, limitTrain: null, imageSize: DEFAULT_IMAGE_SIZE, skipBadImages: false,
 });
@@ -183,6 +190,7 @@ const CONFIG_CHECKS: Record<keyof SearchConfig, SettingCheck> = {
   archLr: numberAtLeast(0, true),
   archWeightDecay: numberAtLeast(0),
   archGradClip: (v) => v === null ? null : numberAtLeast(0, true)(v),
+  order: (v) => (ARCHITECT_ORDERS as readonly unknown[]).includes(v) ? null : `expected ${ARCHITECT_ORDERS.join(' or ')}`,
   epochs: integerAtLeast(1),
   lrWarmupEpochs: integerAtLeast(0),
   warmupEpochs: integerAtLeast(0),
@@ -369,7 +377,7 @@ export function checkSearchResumeSettings(stored: SearchConfig, given: Partial<S
 /** A search run with its model, optimisers, data and run directory; `run()` drives it. */
 export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, SearchCheckpointState> {
   readonly model: SearchNetwork;
-  readonly architect: FirstOrderArchitect;
+  readonly architect: Architect;
   readonly sgd: SGD;
   readonly stepsPerEpoch: number;
   protected readonly random: Random;
@@ -393,7 +401,7 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
       ...searchNetworkConfig(config, dataset.channels, dataset.classes), activationBudgetBytes: runtime.activationBudgetMiB * 2 ** 20,
     });
     this.model.train();
-    this.architect = new FirstOrderArchitect(this.model, {
+    this.architect = createArchitect(config.order, this.model, {
       lr: config.archLr, betas: [...ARCH_BETAS], weightDecay: config.archWeightDecay, gradClip: config.archGradClip,
     });
     this.sgd = new SGD(this.model.weightParameters(), { lr: config.lr, momentum: config.momentum, weightDecay: config.weightDecay });
@@ -555,7 +563,8 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
       if (archStep) {
         const valid = nextBatch(this.validSource);
         waitMs += valid.waitMs;
-        archLoss = this.architect.step(valid.x, valid.labels);
+        // The second order's virtual step uses this step's training batch, learning rate and momentum.
+        archLoss = this.architect.step(valid.x, valid.labels, { trainX: train.x, trainLabels: train.labels, lr, weightOptimizer: this.sgd });
       }
       this.model.zeroGrad();
       const { loss, correct } = withFrozen(this.model.archParameters(), () => tidy(() => {
