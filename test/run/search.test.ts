@@ -53,7 +53,7 @@ describe('search settings', () => {
   it('defaults to the paper\'s CIFAR-10 settings on the bundled subset', () => {
     assert.deepEqual({ ...DEFAULT_SEARCH_CONFIG }, {
       network: 'cifar', dataset: 'fashion-mnist-bundled', data: null, batchSize: 256, lr: 0.1, lrMin: 0, momentum: 0.9,
-      weightDecay: 3e-4, archLr: 6e-4, archWeightDecay: 1e-3, archGradClip: null, epochs: 50, lrWarmupEpochs: 0,
+      weightDecay: 3e-4, archLr: 6e-4, archWeightDecay: 1e-3, archGradClip: null, order: 1, epochs: 50, lrWarmupEpochs: 0,
       warmupEpochs: 15, initChannels: 16, layers: 8, nodes: 4, k: 4, edgeNorm: true, trainPortion: 0.5, searchSubset: null,
       searchSubsetFrom: null, gradClip: 5, seed: 2, limitTrain: null, imageSize: 224, skipBadImages: false,
     });
@@ -66,6 +66,7 @@ describe('search settings', () => {
     assert.throws(() => bad({ lr: Number.NaN }), inputError(/^--lr:/));
     assert.throws(() => bad({ lrMin: 0.5 }), inputError(/--lr-min 0.5 is above --lr 0.1/));
     assert.throws(() => bad({ dataset: 'mnist' as never }), inputError(/^--dataset: expected one of/));
+    assert.throws(() => bad({ order: 3 as never }), inputError(/^--order: expected 1 or 2, got 3$/));
   });
 
   it('refuses a network that cannot be built, before creating the run directory', () => {
