@@ -9,6 +9,7 @@ import { Command, CommanderError } from 'commander';
 
 import { exportCommand } from './export.js';
 import { infoCommand } from './info.js';
+import { predictCommand } from './predict.js';
 import { prepareCommand } from './prepare.js';
 import { registerReportCommand } from './report.js';
 import { searchCommand } from './search.js';
@@ -40,6 +41,7 @@ export function program(): Command {
   root.addCommand(configure(testCommand()));
   root.addCommand(configure(infoCommand()));
   root.addCommand(configure(exportCommand()));
+  root.addCommand(configure(predictCommand()));
   root.addCommand(configure(prepareCommand()));
   configure(registerVisualizeCommand(root));
   configure(registerReportCommand(root));

@@ -18,6 +18,7 @@ import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:
 import { basename, dirname, join, resolve } from 'node:path';
 
 import { type Genotype, validateGenotype } from '../darts/genotype.js';
+import type { EvalNetwork } from '../eval/network.js';
 import {
   CIFAR10_CLASS_NAMES, CIFAR10_MEAN, CIFAR10_STD, type DatasetName, FASHION_MNIST_CLASS_NAMES, FASHION_MNIST_MEAN,
   FASHION_MNIST_SIZE, FASHION_MNIST_STD,
@@ -168,7 +169,7 @@ function enclosingTrainRun(file: string): string | null {
   return null;
 }
 
-interface WeightsSource {
+export interface WeightsSource {
   weights: string;
   tensors: Map<string, SafetensorsTensor>;
   metadata: Record<string, string> | null;
@@ -270,6 +271,64 @@ export function exportModel(options: ExportModelOptions): ExportModelResult {
   }
   if (options.out === undefined) checkOutputFile(out);
   if (resolve(out) === resolve(source.weights)) throw new RunInputError(`--out ${out} is the weights file being exported: choose another name`);
+  const { architecture, description } = describeWeights(source, options, format === 'pytorch');
+
+  // Build, load, encode.
+  const bytes = withTrainedNetwork(source, architecture, description, (network) => (format === 'onnx' ? exportOnnx(network, { description }) : exportPytorch(network, description)));
+  try {
+    writeFileAtomic(out, bytes);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new RunInputError(`--out ${out}: cannot write${code ? ` (${code})` : ''}: ${oneLine(error)}`);
+  }
+  return { format, out, bytes: bytes.length, weights: source.weights, runDir: source.runDir, description, unfinished: source.unfinished };
+}
+
+/** Where a model to run comes from (pcdarts predict, the web page): a train run directory or a weights file. */
+export type ModelSourceOptions = Omit<ExportModelOptions, 'format' | 'out'>;
+
+/** A trained network's weights, architecture and description, resolved and checked. */
+export interface TrainedModel {
+  source: WeightsSource;
+  architecture: NetworkArchitecture;
+  /** Without the auxiliary head. */
+  description: ModelDescription;
+}
+
+/** The weights, architecture and description of a run or a weights file, as `pcdarts export` resolves them (the same errors). */
+export function resolveTrainedModel(options: ModelSourceOptions): TrainedModel {
+  if ((options.run === undefined) === (options.checkpoint === undefined)) {
+    throw new RunInputError('give either a train run directory or a weights file');
+  }
+  if (options.last && options.run === undefined) throw new RunInputError('--last goes with a run directory');
+  let source: WeightsSource;
+  if (options.run !== undefined) {
+    source = runWeights(options.run, options.last ?? false);
+  } else {
+    const { tensors, metadata } = readWeightsFile(options.checkpoint!, 'weights file');
+    source = { weights: options.checkpoint!, tensors, metadata, runDir: enclosingTrainRun(options.checkpoint!), unfinished: null };
+  }
+  return { source, ...describeWeights(source, options, false) };
+}
+
+/** Builds the network of `architecture`, loads the weights, switches to eval mode and runs `use` (disposed after). */
+export function withTrainedNetwork<T>(
+  source: WeightsSource, architecture: NetworkArchitecture, description: ModelDescription, use: (network: EvalNetwork) => T,
+): T {
+  return asInputErrors(() => withScratchNetwork(
+    () => buildNetwork(architecture, { auxiliary: description.auxiliary }),
+    (network) => {
+      network.checkInputSize(description.imageSize[0], description.imageSize[1]);
+      loadModelWeights(network, source.tensors, source.weights);
+      network.eval();
+      return use(network);
+    },
+  ));
+}
+
+function describeWeights(
+  source: WeightsSource, options: ModelSourceOptions, keepAuxiliary: boolean,
+): { architecture: NetworkArchitecture; description: ModelDescription } {
   const runConfig = source.runDir === null ? null : readRunConfig(source.runDir, 'train');
   const stored = (runConfig?.config ?? {}) as Partial<TrainConfig>;
   const described = hasDescription(source.metadata) ? asInputErrors(() => parseDescriptionMetadata(source.metadata!, source.weights)) : null;
@@ -321,26 +380,9 @@ export function exportModel(options: ExportModelOptions): ExportModelResult {
   }
   const description: ModelDescription = {
     ...architecture,
-    auxiliary: format === 'pytorch' && architecture.auxiliary,
+    auxiliary: keepAuxiliary && architecture.auxiliary,
     imageSize: facts.imageSize,
     classNames: facts.classNames, mean: facts.mean, std: facts.std, dataset: datasetName, pcdartsVersion: pcdartsVersion(),
   };
-
-  // Build, load, encode.
-  const bytes = asInputErrors(() => withScratchNetwork(
-    () => buildNetwork(architecture, { auxiliary: description.auxiliary }),
-    (network) => {
-      network.checkInputSize(description.imageSize[0], description.imageSize[1]);
-      loadModelWeights(network, source.tensors, source.weights);
-      network.eval();
-      return format === 'onnx' ? exportOnnx(network, { description }) : exportPytorch(network, description);
-    },
-  ));
-  try {
-    writeFileAtomic(out, bytes);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new RunInputError(`--out ${out}: cannot write${code ? ` (${code})` : ''}: ${oneLine(error)}`);
-  }
-  return { format, out, bytes: bytes.length, weights: source.weights, runDir: source.runDir, description, unfinished: source.unfinished };
+  return { architecture, description };
 }

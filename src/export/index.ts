@@ -7,3 +7,5 @@ export * from './metadata.js';
 export * from './onnx.js';
 export * from './pytorch.js';
 export * from './export-model.js';
+export * from './image-input.js';
+export * from './predict.js';
