@@ -28,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from architect import Architect  # noqa: E402
 from model_eval import NetworkCIFAR  # noqa: E402
 from model_search import Network  # noqa: E402
 
@@ -190,18 +191,20 @@ def search_step_case(manifest, comp):
     hyper = manifest.get('hyper', {})
     model = search_network(manifest, tensors)
     model.train()
-    arch_opt = torch.optim.Adam(model.arch_parameters(), lr=hyper['arch_lr'], betas=tuple(hyper.get('arch_betas', (0.5, 0.999))),
-                                weight_decay=hyper['arch_weight_decay'])
     opt = torch.optim.SGD(model.parameters(), lr=hyper['lr'], momentum=hyper['momentum'], weight_decay=hyper['weight_decay'])
+    # config.order 2: the authors' unrolled architecture step (architect.py, eta = hyper.lr); else first order.
+    unrolled = int(manifest.get('config', {}).get('order', 1)) == 2
+    architect = Architect(model, hyper['momentum'], hyper['weight_decay'], hyper['arch_lr'], hyper.get('arch_betas', (0.5, 0.999)),
+                          hyper['arch_weight_decay'], hyper.get('arch_grad_clip'))
     steps = 0
     for name in tensors:
         if name.startswith('input.step'):
             steps = max(steps, int(name[len('input.step'):].split('.', 1)[0]) + 1)
     for s in range(steps):
-        # architecture step (first order), as the authors' Architect.step(unrolled=False)
-        arch_opt.zero_grad()
-        F.cross_entropy(model(tensor(tensors, f'input.step{s}.valid_x')), labels(tensors, f'input.step{s}.valid_target')).backward()
-        arch_opt.step()
+        # architecture step, as the authors' Architect.step
+        architect.step(tensor(tensors, f'input.step{s}.train_x'), labels(tensors, f'input.step{s}.train_target'),
+                       tensor(tensors, f'input.step{s}.valid_x'), labels(tensors, f'input.step{s}.valid_target'),
+                       hyper['lr'], opt, unrolled)
         # weight step, as the authors' train()
         opt.zero_grad()
         loss = F.cross_entropy(model(tensor(tensors, f'input.step{s}.train_x')), labels(tensors, f'input.step{s}.train_target'))
