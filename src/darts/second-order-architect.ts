@@ -16,8 +16,9 @@
  *    usual Adam step. w is restored exactly.
  *
  * No second network is built: the virtual and perturbed weights are written into the
- * network's own parameters in place and w is copied aside (one float32 copy of the weights,
- * plus the batch-norm buffers) for the length of the step. Each forward + backward is a
+ * network's own parameters in place and w is copied aside (one float32 copy of the weights in
+ * backend memory, plus the batch-norm buffers) for the length of the step, then restored bit
+ * for bit. Each forward + backward is a
  * complete one, so the activation peak is that of a first-order step and the activation
  * budget (recomputation of MixedOps) applies to all four, with the same bits at any budget.
  * v stays in the weights' .grad tensors between steps 2 and 3 (the two perturbed passes
@@ -47,6 +48,18 @@ export class SecondOrderArchitect implements Architect {
 
   step(x: Tensor, labels: Int32Array, context?: WeightStepContext): number {
     if (context === undefined) throw new Error('second-order architect: step() needs the weight step\'s batch, learning rate and optimiser');
+    const weights = this.model.weightParameters();
+    // w, aside in backend memory (counted in its live bytes) for the length of the step, and put back however it ends.
+    const saved = weights.map((p) => p.clone().keep());
+    try {
+      return this.unrolledStep(x, labels, context, saved);
+    } finally {
+      weights.forEach((p, index) => p.data.set(saved[index].data.subarray(0, p.numel)));
+      for (const t of saved) t.dispose();
+    }
+  }
+
+  private unrolledStep(x: Tensor, labels: Int32Array, context: WeightStepContext, saved: readonly Tensor[]): number {
     const { model } = this;
     const { trainX, trainLabels, lr: eta, weightOptimizer: sgd } = context;
     const weights = model.weightParameters();
@@ -56,14 +69,13 @@ export class SecondOrderArchitect implements Architect {
     // (1) dL_train/dw at w, the architecture frozen; this forward's statistics stay.
     model.zeroGrad();
     withFrozen(arch, trainLoss);
-    const saved = weights.map((p) => p.data.slice(0, p.numel));
     const buffers = sgd.stateDict();
     const { momentum, weightDecay } = sgd;
     weights.forEach((p, index) => {
       const w = p.data;
       const g = p.grad?.data;
       const buf = buffers.get(`momentum_buffer.${index}`);
-      const theta = saved[index];
+      const theta = saved[index].data;
       for (let i = 0; i < p.numel; i++) {
         // In PyTorch's float32 order: moment + (dtheta + wd theta), then theta - eta * that.
         const moment = buf ? f32(momentum * buf[i]) : 0;
@@ -97,7 +109,7 @@ export class SecondOrderArchitect implements Architect {
       weights.forEach((p, index) => {
         const w = p.data;
         const v = p.grad?.data;
-        const base = saved[index];
+        const base = saved[index].data;
         for (let i = 0; i < p.numel; i++) w[i] = v ? f32(base[i] + f32(shift * v[i])) : base[i];
       });
       for (const a of arch) a.grad?.data.fill(0);
@@ -106,7 +118,7 @@ export class SecondOrderArchitect implements Architect {
     };
     const plus = archGradAt(radius);
     const minus = archGradAt(-radius);
-    weights.forEach((p, index) => p.data.set(saved[index]));
+    // w itself is written back by step().
 
     // (4) g_a - eta (plus - minus) / (2 R), then the Adam step.
     const twoR = f32(2 * radius);
