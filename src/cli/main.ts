@@ -17,6 +17,7 @@ import { testCommand } from './test.js';
 import { trainCommand } from './train.js';
 import { versionText } from './version.js';
 import { registerVisualizeCommand } from './visualize.js';
+import { workerCommand } from './worker.js';
 
 /** Errors as one line on stderr, and exceptions instead of process.exit (statuses are decided below). */
 function configure(command: Command): Command {
@@ -43,6 +44,7 @@ export function program(): Command {
   root.addCommand(configure(exportCommand()));
   root.addCommand(configure(predictCommand()));
   root.addCommand(configure(prepareCommand()));
+  root.addCommand(configure(workerCommand()));
   configure(registerVisualizeCommand(root));
   configure(registerReportCommand(root));
   return root;

@@ -1,0 +1,100 @@
+/**
+ * What the queue knows of an experiment's trials (state, worker, attempts, progress), and the
+ * wait of `experiment run --queue` until every trial's last phase has finished.
+ */
+import { resolve } from 'node:path';
+
+import { type Job, Queue } from 'bullmq';
+
+import { connectionOptions, type QueueAddress } from './connection.js';
+import { enqueueTrials, jobId, type Phase, QUEUE_NAME, type TrialJobData, type TrialToEnqueue } from './jobs.js';
+import type { TrialJobProgress } from './worker.js';
+
+/** BullMQ's job states, plus 'missing' for a job the queue does not hold (never enqueued, or lost). */
+export type JobState = 'waiting' | 'waiting-children' | 'prioritized' | 'delayed' | 'active' | 'completed' | 'failed' | 'missing' | 'unknown';
+
+export interface PhaseJobState {
+  trialId: string;
+  phase: Phase;
+  jobId: string;
+  state: JobState;
+  /** Failed attempts so far. */
+  attemptsMade: number;
+  /** Times a worker started the job (a worker's death counts here, not above). */
+  attemptsStarted: number;
+  worker?: string;
+  progress?: TrialJobProgress;
+  failedReason?: string;
+}
+
+async function describe(job: Job | undefined, trialId: string, phase: Phase, id: string): Promise<PhaseJobState> {
+  if (job === undefined) return { trialId, phase, jobId: id, state: 'missing', attemptsMade: 0, attemptsStarted: 0 };
+  const state = (await job.getState()) as JobState;
+  const progress = typeof job.progress === 'object' && job.progress !== null ? (job.progress as unknown as TrialJobProgress) : undefined;
+  const worker = progress?.worker ?? job.processedBy;
+  return {
+    trialId,
+    phase,
+    jobId: id,
+    state,
+    attemptsMade: job.attemptsMade,
+    attemptsStarted: job.attemptsStarted,
+    ...(worker !== undefined ? { worker } : {}),
+    ...(progress !== undefined ? { progress } : {}),
+    ...(job.failedReason ? { failedReason: job.failedReason } : {}),
+  };
+}
+
+/** The queue's view of every phase of the trials (one Queue connection, closed again). */
+export async function readJobStates(address: QueueAddress, experiment: string, trials: readonly TrialToEnqueue[]): Promise<PhaseJobState[]> {
+  const queue = new Queue(QUEUE_NAME, { connection: connectionOptions(address) });
+  queue.on('error', () => {});
+  try {
+    return await readWith(queue, experiment, trials);
+  } finally {
+    await queue.close();
+  }
+}
+
+async function readWith(queue: Queue, experiment: string, trials: readonly TrialToEnqueue[]): Promise<PhaseJobState[]> {
+  const states: PhaseJobState[] = [];
+  for (const trial of trials) {
+    for (const phase of trial.phases) {
+      const id = jobId(experiment, trial.id, phase);
+      states.push(await describe(await queue.getJob(id), trial.id, phase, id));
+    }
+  }
+  return states;
+}
+
+export interface WaitOptions {
+  pollMs?: number;
+  /** Called after each poll with the states (for progress display). */
+  onPoll?: (states: PhaseJobState[]) => void;
+  /** Called when the connection to Redis fails (it is retried until it comes back). */
+  onConnectionError?: (error: Error) => void;
+}
+
+/**
+ * Waits until the last phase of every trial is completed or failed. A trial whose jobs are
+ * missing (a Redis that lost its data) is enqueued again: the trial entry is idempotent, so a
+ * phase that finished before exits at once. Resolves with the final states.
+ */
+export async function waitForTrials(address: QueueAddress, dir: string, experiment: string, trials: readonly TrialToEnqueue[], options: WaitOptions = {}): Promise<PhaseJobState[]> {
+  const pollMs = options.pollMs ?? 500;
+  const queue = new Queue(QUEUE_NAME, { connection: connectionOptions(address) });
+  queue.on('error', (error) => options.onConnectionError?.(error));
+  try {
+    for (;;) {
+      const states = await readWith(queue, experiment, trials);
+      options.onPoll?.(states);
+      const last = (trial: TrialToEnqueue): PhaseJobState | undefined => states.find((s) => s.trialId === trial.id && s.phase === trial.phases.at(-1));
+      const missing = trials.filter((trial) => last(trial)?.state === 'missing');
+      if (missing.length > 0) await enqueueTrials(address, resolve(dir), missing);
+      else if (trials.every((trial) => last(trial)?.state === 'completed' || last(trial)?.state === 'failed')) return states;
+      await new Promise((resolveTimer) => setTimeout(resolveTimer, pollMs));
+    }
+  } finally {
+    await queue.close();
+  }
+}
