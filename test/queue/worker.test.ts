@@ -148,7 +148,7 @@ describe('queue: workers on a real redis-server', { concurrency: false }, () => 
 
   test('a SIGKILLed worker: its child stops at a checkpoint, another worker resumes the trial to the same result, never two at once', async () => {
     const dir = join(root, 'killed');
-    const trial: FakeTrial = { id: 'k1', epochs: 40, msPerEpoch: 40, random: true };
+    const trial: FakeTrial = { id: 'k1', epochs: 100, msPerEpoch: 50, random: true };
     writeFakeTrials(dir, [trial]);
     const address = parseQueueUrl(redis.url);
     const { experiment } = await enqueueTrials(address, dir, toEnqueue([trial]));
@@ -157,6 +157,9 @@ describe('queue: workers on a real redis-server', { concurrency: false }, () => 
     await waitFor(() => victim.events.some((e) => e.type === 'progress' && (e.progress.epoch ?? 0) >= 5), 'epoch 5 on the first worker');
     const rescuer = worker();
     await rescuer.name;
+    const lastEpoch = (w: WorkerProcess): number => Math.max(0, ...w.events.map((e) => (e.type === 'progress' ? e.progress.epoch ?? 0 : 0)));
+    await waitFor(() => lastEpoch(victim) >= 10, 'epoch 10 on the first worker');
+    assert.ok(lastEpoch(victim) < 90, 'the victim is still mid-trial when it is killed');
     victim.child.kill('SIGKILL');
     const killedAt = Date.now();
     await victim.exited;
