@@ -13,6 +13,7 @@ const benchmarks: Record<string, () => Promise<BenchmarkModule>> = {
   search: () => import('./search.js'),
   train: () => import('./train.js'),
   kernels: () => import('./kernels.js'),
+  queue: () => import('./queue.js'),
 };
 
 async function usage(): Promise<string> {

@@ -27,7 +27,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-import { type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import { type Job, UnrecoverableError, WaitingError, Worker, type WorkerOptions } from 'bullmq';
 
 import { writeFileAtomic } from '../run/files.js';
 import { connectionOptions, type QueueAddress } from './connection.js';
@@ -100,6 +100,23 @@ export interface TrialWorkerOptions {
   onEvent?: (event: WorkerEvent) => void;
 }
 
+/**
+ * BullMQ Worker settings of every pcdarts worker (also what `npm run bench -- queue` runs
+ * its no-op workers with): connection, concurrency, lock and stalled-check timing, backoff.
+ */
+export function workerOptions(options: Pick<TrialWorkerOptions, 'address' | 'concurrency' | 'lockDurationMs' | 'stalledIntervalMs' | 'maxStalledCount'>): WorkerOptions {
+  return {
+    connection: connectionOptions(options.address),
+    concurrency: options.concurrency ?? 1,
+    lockDuration: options.lockDurationMs ?? DEFAULT_LOCK_DURATION_MS,
+    stalledInterval: options.stalledIntervalMs ?? DEFAULT_STALLED_INTERVAL_MS,
+    maxStalledCount: options.maxStalledCount ?? DEFAULT_MAX_STALLED,
+    settings: {
+      backoffStrategy: (attemptsMade: number) => Math.min(BACKOFF_BASE_MS * 2 ** Math.max(0, attemptsMade - 1), BACKOFF_MAX_MS),
+    },
+  };
+}
+
 interface RunningChild {
   child: ChildProcess;
   lockLost: boolean;
@@ -138,19 +155,7 @@ export class TrialWorker {
     this.threads = options.threads;
     this.entry = options.entry ?? defaultTrialEntry();
     this.emit = options.onEvent ?? (() => {});
-    const lockDuration = options.lockDurationMs ?? DEFAULT_LOCK_DURATION_MS;
-    this.worker = new Worker<TrialJobData>(QUEUE_NAME, (job, token) => this.process(job, token), {
-      connection: connectionOptions(options.address),
-      name: this.name,
-      concurrency: options.concurrency ?? 1,
-      lockDuration,
-      stalledInterval: options.stalledIntervalMs ?? DEFAULT_STALLED_INTERVAL_MS,
-      maxStalledCount: options.maxStalledCount ?? DEFAULT_MAX_STALLED,
-      settings: {
-        backoffStrategy: (attemptsMade: number) => Math.min(BACKOFF_BASE_MS * 2 ** Math.max(0, attemptsMade - 1), BACKOFF_MAX_MS),
-      },
-      autorun: false,
-    });
+    this.worker = new Worker<TrialJobData>(QUEUE_NAME, (job, token) => this.process(job, token), { ...workerOptions(options), name: this.name, autorun: false });
     this.worker.on('error', (error) => this.connectionMessage(error));
     this.worker.on('stalled', (id) => this.emit({ type: 'stalled', job: id }));
     this.worker.on('lockRenewalFailed', (ids) => {
