@@ -73,6 +73,8 @@ export interface WaitOptions {
   onPoll?: (states: PhaseJobState[]) => void;
   /** Called when the connection to Redis fails (it is retried until it comes back). */
   onConnectionError?: (error: Error) => void;
+  /** Stops the wait: it resolves with null (the jobs go on in the queue). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -80,19 +82,27 @@ export interface WaitOptions {
  * missing (a Redis that lost its data) is enqueued again: the trial entry is idempotent, so a
  * phase that finished before exits at once. Resolves with the final states.
  */
-export async function waitForTrials(address: QueueAddress, dir: string, experiment: string, trials: readonly TrialToEnqueue[], options: WaitOptions = {}): Promise<PhaseJobState[]> {
+export async function waitForTrials(address: QueueAddress, dir: string, experiment: string, trials: readonly TrialToEnqueue[], options: WaitOptions & { signal: AbortSignal }): Promise<PhaseJobState[] | null>;
+export async function waitForTrials(address: QueueAddress, dir: string, experiment: string, trials: readonly TrialToEnqueue[], options?: WaitOptions): Promise<PhaseJobState[]>;
+export async function waitForTrials(address: QueueAddress, dir: string, experiment: string, trials: readonly TrialToEnqueue[], options: WaitOptions = {}): Promise<PhaseJobState[] | null> {
   const pollMs = options.pollMs ?? 500;
   const queue = new Queue(QUEUE_NAME, { connection: connectionOptions(address) });
   queue.on('error', (error) => options.onConnectionError?.(error));
   try {
+    const aborted = new Promise<null>((resolveAbort) => {
+      if (options.signal?.aborted) resolveAbort(null);
+      options.signal?.addEventListener('abort', () => resolveAbort(null), { once: true });
+    });
     for (;;) {
-      const states = await readWith(queue, experiment, trials);
+      if (options.signal?.aborted) return null;
+      const states = await Promise.race([readWith(queue, experiment, trials), aborted]);
+      if (states === null) return null;
       options.onPoll?.(states);
       const last = (trial: TrialToEnqueue): PhaseJobState | undefined => states.find((s) => s.trialId === trial.id && s.phase === trial.phases.at(-1));
       const missing = trials.filter((trial) => last(trial)?.state === 'missing');
       if (missing.length > 0) await enqueueTrials(address, resolve(dir), missing);
       else if (trials.every((trial) => last(trial)?.state === 'completed' || last(trial)?.state === 'failed')) return states;
-      await new Promise((resolveTimer) => setTimeout(resolveTimer, pollMs));
+      await Promise.race([new Promise((resolveTimer) => setTimeout(resolveTimer, pollMs)), aborted]);
     }
   } finally {
     await queue.close();

@@ -13,9 +13,10 @@
  * Fault tolerance, in numbers (DEFAULT_LOCK_DURATION_MS, DEFAULT_STALLED_INTERVAL_MS): a
  * worker renews each job's lock every 3 s (half the 6 s lock); every worker checks for stalled
  * jobs every 2 s; so the job of a worker that died is back in "wait" and taken by another
- * worker 6-8 s after the death. The dead worker's child notices it has been orphaned within
- * 0.2 s (orphan-guard.ts) and stops at its next checkpoint, and the trial entry resumes from
- * that checkpoint, bit-identical to an uninterrupted run.
+ * worker 6-8 s after the death. The dead worker's child notices it has been orphaned (the
+ * trial entry watches its parent id, contract) and stops at its next checkpoint; the next
+ * worker's child waits for the trial lock the orphan holds until then, and resumes from that
+ * checkpoint, bit-identical to an uninterrupted run.
  * On SIGTERM / SIGINT the worker passes SIGTERM to its children (they checkpoint) and puts
  * their jobs back to waiting without using up an attempt.
  */
@@ -25,7 +26,7 @@ import { hostname } from 'node:os';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 
 import { type Job, UnrecoverableError, WaitingError, Worker, type WorkerOptions } from 'bullmq';
 
@@ -46,7 +47,6 @@ export const BACKOFF_MAX_MS = 60_000;
 export const PERMANENT_EXIT_CODES: ReadonlySet<number> = new Set([2, 3]);
 
 const MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
-const GUARD = pathToFileURL(fileURLToPath(new URL('./orphan-guard.js', import.meta.url))).href;
 
 /** The trial entry of this installation: `main.js experiment trial` (what follows `node` and its flags). */
 export function defaultTrialEntry(): string[] {
@@ -92,7 +92,7 @@ export interface TrialWorkerOptions {
   maxStalledCount?: number;
   /**
    * The script and arguments that run a trial (DIR ID --phase P are appended); the worker runs
-   * it as `node [this process's node flags] --import orphan-guard.js ENTRY...`.
+   * it as `node [this process's node flags] ENTRY...`.
    */
   entry?: string[];
   /** Worker id recorded in jobs and status files; default host:pid. */
@@ -211,7 +211,7 @@ export class TrialWorker {
     await job.updateProgress(base as unknown as object);
     this.emit({ type: 'start', job: id, trialId: data.trialId, phase: data.phase, attempt });
 
-    const args = [...process.execArgv, '--import', GUARD, ...this.entry, data.dir, data.trialId, '--phase', data.phase, ...(this.threads !== undefined ? ['--threads', String(this.threads)] : [])];
+    const args = [...process.execArgv, ...this.entry, data.dir, data.trialId, '--phase', data.phase, ...(this.threads !== undefined ? ['--threads', String(this.threads)] : [])];
     // Its own process group: a Ctrl-C at the worker's terminal reaches the worker only, which
     // passes one SIGTERM on (a trial that got both would take the second as "quit at once").
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: process.env, detached: true });
@@ -224,7 +224,8 @@ export class TrialWorker {
       if (stderrTail.length > 20) stderrTail.shift();
     });
     // Progress lines go into the job, one update at a time, the newest winning.
-    let first: { at: number; epoch: number } | null = null;
+    let first: { at: number; done: number } | null = null;
+    let reportedError: string | null = null;
     let pending: TrialJobProgress | null = null;
     let updating: Promise<void> = Promise.resolve();
     const flush = (): void => {
@@ -246,17 +247,23 @@ export class TrialWorker {
       } catch {
         return;
       }
-      if (message === null || typeof message !== 'object' || message.type !== 'progress') return;
+      if (message === null || typeof message !== 'object') return;
+      if (message.type === 'phase' && message.state === 'failed' && typeof message.error === 'string') reportedError = message.error;
+      if (message.type !== 'progress') return;
       const now = Date.now();
       const progress: TrialJobProgress = { ...base, updatedAt: new Date(now).toISOString() };
       for (const key of ['epoch', 'epochs', 'loss', 'accuracy'] as const) {
         if (typeof message[key] === 'number') progress[key] = message[key] as number;
       }
       if (message.genotype !== undefined) progress.genotype = message.genotype;
-      if (progress.epoch !== undefined) {
-        if (first === null) first = { at: now, epoch: progress.epoch };
-        else if (progress.epochs !== undefined && progress.epoch > first.epoch) {
-          progress.etaSeconds = ((now - first.at) / 1000 / (progress.epoch - first.epoch)) * Math.max(0, progress.epochs - progress.epoch);
+      // ETA from this attempt's own pace: in steps (done/total) where the entry reports them, else in epochs.
+      const position = typeof message.done === 'number' && typeof message.total === 'number'
+        ? { done: message.done, total: message.total }
+        : progress.epoch !== undefined && progress.epochs !== undefined ? { done: progress.epoch, total: progress.epochs } : null;
+      if (position !== null) {
+        if (first === null) first = { at: now, done: position.done };
+        else if (position.done > first.done) {
+          progress.etaSeconds = ((now - first.at) / 1000 / (position.done - first.done)) * Math.max(0, position.total - position.done);
         }
       }
       pending = progress;
@@ -292,7 +299,7 @@ export class TrialWorker {
       throw new Error(`job ${id}: lock lost while running; the trial stopped at a checkpoint`);
     }
 
-    const lastLine = stderrTail.filter((l) => l.trim() !== '').at(-1)?.trim();
+    const lastLine = reportedError ?? stderrTail.filter((l) => l.trim() !== '').at(-1)?.trim();
     const error = `${data.phase} of trial ${data.trialId} exited with status ${status}${signal ? ` (${signal})` : ''}${lastLine ? `: ${lastLine}` : ''}`;
     const permanent = PERMANENT_EXIT_CODES.has(status);
     const final = permanent || attempt >= this.attempts;

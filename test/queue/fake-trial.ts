@@ -6,7 +6,8 @@
  * value as an uninterrupted one. Settings per trial come from DIR/trials/ID/fake.json:
  *   { epochs, msPerEpoch, fail?: { phase, exitCode, times } }  (times: fail the first N starts)
  * Every start and end is appended to DIR/trials/ID/PHASE.intervals.jsonl so a test can check
- * that no two processes ever ran a phase at once.
+ * that no two processes ever ran a phase at once. Like the real entry it stops at a checkpoint
+ * (exit 143) on SIGTERM and when its parent dies.
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -75,6 +76,10 @@ if (settings.fail && settings.fail.phase === phase && starts <= settings.fail.ti
 
 let stopping = false;
 process.on('SIGTERM', () => { stopping = true; });
+// As the real entry does: a parent that is gone (a SIGKILLed worker) stops the phase like SIGTERM.
+const parent = process.ppid;
+setInterval(() => { if (process.ppid !== parent) stopping = true; }, 200).unref();
+process.stdout.on('error', () => { stopping = true; });
 
 const checkpointFile = join(runDir, 'checkpoint.json');
 let { epoch, value } = existsSync(checkpointFile)

@@ -169,7 +169,7 @@ describe('queue: workers on a real redis-server', { concurrency: false }, () => 
     assert.equal(readJson<{ value: number }>(join(dir, 'trials', 'k1', 'retrain', 'result.json')).value, expectedRetrainValue(trial));
     const records = intervals(dir, 'k1', 'retrain');
     assert.ok(neverOverlapped(records), JSON.stringify(records));
-    assert.deepEqual(records.map((r) => r.event), ['start', 'end 143', 'start', 'end 0'], 'the orphan stopped (SIGTERM from its guard), the rescuer resumed');
+    assert.deepEqual(records.map((r) => r.event), ['start', 'end 143', 'start', 'end 0'], 'the orphan stopped at a checkpoint when its worker died, the rescuer resumed');
     const pickedUp = records[2].at - killedAt;
     assert.ok(pickedUp < 10_000, `picked up again ${pickedUp} ms after the kill`);
     const resumedAt = rescuer.events.find((e) => e.type === 'progress')!;
