@@ -1,7 +1,7 @@
 /**
- * `npm run bench -- search`: seconds per first-order PC-DARTS search step (architecture step
- * + weight step) and peak RSS of the search network (C=16, 8 layers, 32x32x3), ours and,
- * with --vs-pytorch, PyTorch's.
+ * `npm run bench -- search`: seconds per PC-DARTS search step (architecture step + weight
+ * step; first order, or with --order 2 / --order 1,2 the unrolled second-order step) and peak
+ * RSS of the search network (C=16, 8 layers, 32x32x3), ours and, with --vs-pytorch, PyTorch's.
  *
  * Every configuration of every side runs in its own fresh process (peak RSS is per process:
  * VmHWM), one after the other, never concurrently. The parent spawns
@@ -17,7 +17,8 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
-import { FirstOrderArchitect, withFrozen } from '../src/darts/architect.js';
+import { type ArchitectOrder, withFrozen } from '../src/darts/architect.js';
+import { createArchitect } from '../src/darts/architects.js';
 import { SearchNetwork } from '../src/darts/search-network.js';
 import { setBackend } from '../src/kernels/registry.js';
 import { clipGradNorm, SGD } from '../src/nn/optim.js';
@@ -397,6 +398,50 @@ const ANCHORS: Record<string, { seconds: number; gb: number }> = {
   'k1-b64': { seconds: 20.6, gb: 10.1 },
 };
 
+/** The authors' second-order case, which check_fixtures.py replays with bench/pytorch/architect.py. */
+const SECOND_ORDER_FIXTURES = fileURLToPath(new URL('../../../shared/fixtures/pytorch-second-order/', import.meta.url));
+
+/** "--order 1,2" -> [1, 2]. */
+export function parseOrders(text: string): ArchitectOrder[] {
+  const out: ArchitectOrder[] = [];
+  for (const part of text.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    if (part !== '1' && part !== '2') throw new Error(`--order: expected 1, 2 or 1,2, got '${text}'`);
+    const order = Number(part) as ArchitectOrder;
+    if (!out.includes(order)) out.push(order);
+  }
+  if (out.length === 0) throw new Error('--order: no order given');
+  return out;
+}
+
+/**
+ * Per configuration measured at both orders: the second order's median time, peak RSS and
+ * backend live peak over the first order's, ours and PyTorch's (the claim: memory within 2x).
+ */
+export function orderLines(runs: readonly { config: SearchConfigId; order: ArchitectOrder; ours: SideRun; torch: SideRun | null }[]): string[] {
+  const lines: string[] = [];
+  for (const second of runs.filter((r) => r.order === 2)) {
+    const first = runs.find((r) => r.order === 1 && `${r.config.id}-o2` === second.config.id);
+    if (!first) continue;
+    const o1 = first.ours.result;
+    const o2 = second.ours.result;
+    const parts: string[] = [];
+    if (o1 && o2) {
+      parts.push(`ours time ${formatRatio(o2.medianS, o1.medianS)}, peak RSS ${formatRatio(o2.peakRssMiB, o1.peakRssMiB)}` +
+        ` (${formatGiB(o1.peakRssMiB)} -> ${formatGiB(o2.peakRssMiB)} GiB)` +
+        (o1.backendPeakMiB !== undefined && o2.backendPeakMiB !== undefined
+          ? `, backend live peak ${formatRatio(o2.backendPeakMiB, o1.backendPeakMiB)} (${formatGiB(o1.backendPeakMiB)} -> ${formatGiB(o2.backendPeakMiB)} GiB)` : ''));
+    }
+    const t1 = first.torch?.result;
+    const t2 = second.torch?.result;
+    if (t1 && t2) {
+      parts.push(`PyTorch time ${formatRatio(t2.medianS, t1.medianS)}, peak RSS ${formatRatio(t2.peakRssMiB, t1.peakRssMiB)}` +
+        ` (${formatGiB(t1.peakRssMiB)} -> ${formatGiB(t2.peakRssMiB)} GiB)`);
+    }
+    if (parts.length > 0) lines.push(`order 2 / order 1, ${first.config.id}: ${parts.join('; ')}`);
+  }
+  return lines;
+}
+
 export function parseConfigs(text: string): SearchConfigId[] {
   const out: SearchConfigId[] = [];
   for (const part of text.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
@@ -427,6 +472,8 @@ export interface SearchWorkerConfig {
   activation_budget_mib?: number;
   /** PyTorch side only: no architecture gradients in the weight step (as ours). */
   freeze_arch?: boolean;
+  /** The architecture step: 1 first order (absent), 2 the unrolled second order. */
+  order?: ArchitectOrder;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -456,7 +503,7 @@ async function worker(config: SearchWorkerConfig): Promise<void> {
   });
   model.train();
   // The step of test/fixtures/handlers/search.ts and src/run/search.ts, defaults of spec section 6.
-  const architect = new FirstOrderArchitect(model);
+  const architect = createArchitect(config.order ?? 1, model);
   const weights = model.weightParameters();
   const sgd = new SGD(weights, { lr: 0.1, momentum: 0.9, weightDecay: 3e-4 });
   const rng = new Random(config.seed + 1);
@@ -468,7 +515,7 @@ async function worker(config: SearchWorkerConfig): Promise<void> {
 
   const step = (): { total: number; arch: number; weight: number; loss: number } => {
     const t0 = performance.now();
-    tidy(() => architect.step(validX, validLabels));
+    tidy(() => architect.step(validX, validLabels, { trainX, trainLabels, lr: 0.1, weightOptimizer: sgd }));
     const t1 = performance.now();
     model.zeroGrad();
     const loss = withFrozen(model.archParameters(), () => tidy(() => {
@@ -521,14 +568,17 @@ async function worker(config: SearchWorkerConfig): Promise<void> {
 
 const HELP = `usage: npm run bench -- search [options]
 
-Seconds per first-order search step (architecture step on a validation batch + weight step
-on a training batch, both forward + backward; SGD with clipping; Adam on the architecture)
+Seconds per search step (architecture step on a validation batch + weight step on a training
+batch, both forward + backward; SGD with clipping; Adam on the architecture; first order, or
+the unrolled second order: three more forward + backward passes on the training batch)
 and peak RSS (VmHWM) of the PC-DARTS search network, C=16, 8 layers, 4 nodes, 32x32x3 inputs,
 10 classes. Median of the timed steps after the warm-up steps; every configuration and side
 in its own fresh process, one after the other.
 
 options:
   --configs LIST        k<K>-b<batch> ids (default ${DEFAULT_CONFIGS})
+  --order LIST          architecture step orders, each config at each: 1, 2 or 1,2 (default 1);
+                        with both, a line compares order 2 with order 1 (time, RSS, backend peak)
   --vs-pytorch          also run the PyTorch implementation (bench/pytorch/search.py), after
                         checking it against the reference fixtures (check_fixtures.py)
   --threads N           threads of both sides (default: os.availableParallelism())
@@ -568,8 +618,10 @@ export async function run(args: readonly string[]): Promise<void> {
   let freezeArch = false;
   let check = true;
   let fixtures: string | null = null;
+  let orders: ArchitectOrder[] = [1];
   const options = parseCommon(args, HELP, (flag, value) => {
     switch (flag) {
+      case '--order': orders = parseOrders(value()); return true;
       case '--configs': configs = parseConfigs(value()); return true;
       case '--channels': channels = parsePositiveInt('--channels', value()); return true;
       case '--layers': layers = parsePositiveInt('--layers', value()); return true;
@@ -583,29 +635,34 @@ export async function run(args: readonly string[]): Promise<void> {
   const torch = await preamble(options);
   const withTorch = torch !== null;
   console.log(`network: search network C=${channels}, ${layers} layers, 4 nodes, 32x32x3, 10 classes; ` +
-    `step = arch step (Adam) + weight step (SGD, clip 5), first order; ${options.threads} threads; ` +
+    `step = arch step (Adam) + weight step (SGD, clip 5), ${orders.map((o) => (o === 1 ? 'first order' : 'second order (unrolled)')).join(' and ')}; ${options.threads} threads; ` +
     `median of ${options.repeat} steps after ${options.warmup} warm-up; ours: backend ${options.backend}` +
     (withTorch ? `; PyTorch weight step ${freezeArch ? 'without' : 'with'} architecture gradients${freezeArch ? '' : ' (as the authors\' script)'}` : ''));
   if (withTorch && check) {
     for (const line of await checkFixtures(options.python, fixtures)) console.log(line);
+    if (orders.includes(2)) for (const line of await checkFixtures(options.python, SECOND_ORDER_FIXTURES)) console.log(line);
   }
 
   const self = fileURLToPath(import.meta.url);
   const script = pytorchScript('search.py');
-  const runs: { config: SearchConfigId; ours: SideRun; torch: SideRun | null }[] = [];
-  for (const config of configs) {
-    const workerConfig: SearchWorkerConfig = {
-      ...(options.activationBudgetMiB === null ? {} : { activation_budget_mib: options.activationBudgetMiB }),
-      backend: options.backend, threads: options.threads, C: channels, layers, K: config.k, steps: 4, batch: config.batch,
-      hw: 32, classes: 10, in_channels: 3, warmup: options.warmup, repeat: options.repeat, seed: 1,
-    };
-    const ours = await measureSide('ours', config.id, process.execPath, [...process.execArgv, self, '--worker', JSON.stringify(workerConfig)]);
-    let theirs: SideRun | null = null;
-    if (withTorch) {
-      theirs = await measureSide('pytorch', config.id, options.python,
-        [script, JSON.stringify({ ...workerConfig, freeze_arch: freezeArch })], threadEnv(options.threads));
+  const runs: { config: SearchConfigId; order: ArchitectOrder; ours: SideRun; torch: SideRun | null }[] = [];
+  for (const base of configs) {
+    for (const order of orders) {
+      // Rows of the second order carry "-o2" (k4-b64-o2); the first order's keep their ids.
+      const config = order === 1 ? base : { ...base, id: `${base.id}-o2` };
+      const workerConfig: SearchWorkerConfig = {
+        ...(options.activationBudgetMiB === null ? {} : { activation_budget_mib: options.activationBudgetMiB }),
+        backend: options.backend, threads: options.threads, C: channels, layers, K: config.k, steps: 4, batch: config.batch,
+        hw: 32, classes: 10, in_channels: 3, warmup: options.warmup, repeat: options.repeat, seed: 1, ...(order === 2 ? { order } : {}),
+      };
+      const ours = await measureSide('ours', config.id, process.execPath, [...process.execArgv, self, '--worker', JSON.stringify(workerConfig)]);
+      let theirs: SideRun | null = null;
+      if (withTorch) {
+        theirs = await measureSide('pytorch', config.id, options.python,
+          [script, JSON.stringify({ ...workerConfig, freeze_arch: freezeArch })], threadEnv(options.threads));
+      }
+      runs.push({ config, order, ours, torch: theirs });
     }
-    runs.push({ config, ours, torch: theirs });
   }
 
   const headers = ['config', 'images/step', 'ours s/step', 'ours img/s', 'ours RSS GiB'];
@@ -638,7 +695,8 @@ export async function run(args: readonly string[]): Promise<void> {
   const memory = runs.filter((r) => r.ours.result?.backendPeakMiB !== undefined)
     .map((r) => `${r.config.id} ${formatGiB(r.ours.result?.backendPeakMiB)} live peak / ${formatGiB(r.ours.result?.backendReservedMiB)} reserved`);
   if (memory.length > 0) console.log(`our backend memory (GiB): ${memory.join(', ')}`);
-  const anchors = channels !== 16 || layers !== 8 ? [] : configs.filter((c) => ANCHORS[c.id]).map((c) => `${c.id} ${ANCHORS[c.id].seconds} s / ${ANCHORS[c.id].gb} GB`);
+  for (const line of orderLines(runs)) console.log(line);
+  const anchors = channels !== 16 || layers !== 8 || !orders.includes(1) ? [] : configs.filter((c) => ANCHORS[c.id]).map((c) => `${c.id} ${ANCHORS[c.id].seconds} s / ${ANCHORS[c.id].gb} GB`);
   if (anchors.length > 0) {
     console.log(`note: reference (../shared/anchors/pytorch-search.md: the authors' code, PyTorch 1.13, 2 threads, idle machine): ${anchors.join(', ')}` +
       (withTorch ? '; the ratios above come from this run\'s own PyTorch measurement' : ''));

@@ -4,7 +4,7 @@
 usage: /usr/bin/python3 bench/pytorch/search.py '<json config>'
 config: {"threads": n, "C": 16, "layers": 8, "K": 4, "steps": 4, "batch": 64, "hw": 32,
          "classes": 10, "in_channels": 3, "warmup": 2, "repeat": 3, "seed": 1,
-         "freeze_arch": false}
+         "freeze_arch": false, "order": 1}
 
 One first-order PC-DARTS search step, exactly as the authors' train_search.py: architecture
 step (Adam lr 6e-4, betas (0.5, 0.999), weight decay 1e-3, on a validation batch: zero arch
@@ -14,6 +14,10 @@ momentum 0.9, weight decay 3e-4). Both forwards in train mode. The authors' weig
 backward also computes the architecture gradients (discarded by the next architecture step);
 "freeze_arch": true switches that off (requires_grad False on alphas/betas during the weight
 step), as our side does.
+
+"order": 2: the architecture step is the authors' unrolled second-order step (architect.py with
+unrolled=True, bench/pytorch/architect.py: a virtual copy of the network at w', two more
+training-batch passes at w +- R v), eta = 0.1 and the SGD optimiser's momentum buffers.
 
 Inputs: one random training batch and one random validation batch (N(0,1) images, uniform
 labels), reused every step. `warmup` untimed steps, then the median of `repeat` timed steps.
@@ -30,6 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from architect import Architect  # noqa: E402
 from model_search import Network  # noqa: E402
 from ops import cpu_seconds, conv_peak_gflops, peak_rss_mib  # noqa: E402
 
@@ -48,6 +53,8 @@ def main():
     arch_optimizer = torch.optim.Adam(model.arch_parameters(), lr=6e-4, betas=(0.5, 0.999), weight_decay=1e-3)
     optimizer = torch.optim.SGD(model.parameters(), 0.1, momentum=0.9, weight_decay=3e-4)
     freeze_arch = bool(config.get('freeze_arch', False))
+    unrolled = int(config.get('order', 1)) == 2
+    architect = Architect(model, 0.9, 3e-4, 6e-4, (0.5, 0.999), 1e-3) if unrolled else None
 
     n, hw, c_in, classes = int(config['batch']), int(config.get('hw', 32)), int(config.get('in_channels', 3)), int(config.get('classes', 10))
     train_x = torch.randn(n, c_in, hw, hw)
@@ -57,10 +64,12 @@ def main():
 
     def step():
         t0 = time.perf_counter()
-        # architecture step (Architect.step, unrolled=False)
-        arch_optimizer.zero_grad()
-        F.cross_entropy(model(valid_x), valid_y).backward()
-        arch_optimizer.step()
+        if unrolled:  # Architect.step, unrolled=True
+            architect.step(train_x, train_y, valid_x, valid_y, 0.1, optimizer, True)
+        else:  # architecture step (Architect.step, unrolled=False)
+            arch_optimizer.zero_grad()
+            F.cross_entropy(model(valid_x), valid_y).backward()
+            arch_optimizer.step()
         t1 = time.perf_counter()
         # weight step
         optimizer.zero_grad()
