@@ -426,7 +426,7 @@ export function orderLines(runs: readonly { config: SearchConfigId; order: Archi
     const o2 = second.ours.result;
     const parts: string[] = [];
     if (o1 && o2) {
-      parts.push(`ours time ${formatRatio(o2.medianS, o1.medianS)}, peak RSS ${formatRatio(o2.peakRssMiB, o1.peakRssMiB)}` +
+      parts.push(`ours time ${formatRatio(o2.medianS, o1.medianS)}${cpuRatio(o1, o2)}, peak RSS ${formatRatio(o2.peakRssMiB, o1.peakRssMiB)}` +
         ` (${formatGiB(o1.peakRssMiB)} -> ${formatGiB(o2.peakRssMiB)} GiB)` +
         (o1.backendPeakMiB !== undefined && o2.backendPeakMiB !== undefined
           ? `, backend live peak ${formatRatio(o2.backendPeakMiB, o1.backendPeakMiB)} (${formatGiB(o1.backendPeakMiB)} -> ${formatGiB(o2.backendPeakMiB)} GiB)` : ''));
@@ -434,12 +434,20 @@ export function orderLines(runs: readonly { config: SearchConfigId; order: Archi
     const t1 = first.torch?.result;
     const t2 = second.torch?.result;
     if (t1 && t2) {
-      parts.push(`PyTorch time ${formatRatio(t2.medianS, t1.medianS)}, peak RSS ${formatRatio(t2.peakRssMiB, t1.peakRssMiB)}` +
+      parts.push(`PyTorch time ${formatRatio(t2.medianS, t1.medianS)}${cpuRatio(t1, t2)}, peak RSS ${formatRatio(t2.peakRssMiB, t1.peakRssMiB)}` +
         ` (${formatGiB(t1.peakRssMiB)} -> ${formatGiB(t2.peakRssMiB)} GiB)`);
     }
     if (parts.length > 0) lines.push(`order 2 / order 1, ${first.config.id}: ${parts.join('; ')}`);
   }
   return lines;
+}
+
+/** ", CPU s/step 0.85 -> 2.06 (2.44x)": median CPU seconds per step of two results, when both have them. */
+function cpuRatio(first: StepResult, second: StepResult): string {
+  if (!first.cpuSamplesS?.length || !second.cpuSamplesS?.length) return '';
+  const a = median(first.cpuSamplesS);
+  const b = median(second.cpuSamplesS);
+  return `, CPU s/step ${formatSeconds(a)} -> ${formatSeconds(b)} (${formatRatio(b, a)})`;
 }
 
 export function parseConfigs(text: string): SearchConfigId[] {
