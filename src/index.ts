@@ -51,6 +51,7 @@ export * from './run/errors.js';
 export * from './run/backend.js';
 export * from './run/files.js';
 export * from './run/run-dir.js';
+export * from './run/lock.js';
 export * from './run/checkpoint.js';
 export * from './run/signals.js';
 export * from './run/progress.js';

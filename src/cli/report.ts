@@ -4,11 +4,29 @@
  * lines (a run killed mid-write) are listed in the page and as warnings here; a missing run
  * directory is a one-line error with exit code 2.
  */
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 
 import type { Command } from 'commander';
 
+import { CONFIG_FILE, isRunDirectory, readRunConfig, RunInputError, runFinished, withRunLock } from '../index.js';
 import { RunDirectoryError, writeRunReport } from '../viz/index.js';
+
+/**
+ * A report written into the directory of a run that is not finished takes the run lock (one
+ * writer per run directory): refused while the run is being written. A finished run, or a
+ * report written elsewhere (--out outside the run), needs no lock.
+ */
+function needsLock(runDir: string, out: string): boolean {
+  if (!existsSync(join(runDir, CONFIG_FILE)) || !isRunDirectory(runDir)) return false;
+  const inside = !relative(resolve(runDir), resolve(out)).startsWith('..');
+  if (!inside) return false;
+  try {
+    return !runFinished(runDir, readRunConfig(runDir));
+  } catch {
+    return false; // the report names what is wrong with config.json
+  }
+}
 
 interface ReportOptions {
   out?: string;
@@ -26,10 +44,11 @@ export function registerReportCommand(program: Command): Command {
     .option('-o, --out <file>', 'write the report here instead of RUN_DIR/report.html')
     .action(async (runDir: string, options: ReportOptions, command: Command) => {
       let result;
+      const out = options.out ?? join(runDir, 'report.html');
       try {
-        result = await writeRunReport(runDir, options.out ?? join(runDir, 'report.html'));
+        result = await withRunLock(runDir, 'report', needsLock(runDir, out), () => writeRunReport(runDir, out));
       } catch (error) {
-        const exitCode = error instanceof RunDirectoryError ? 2 : 1;
+        const exitCode = error instanceof RunDirectoryError || error instanceof RunInputError ? 2 : 1;
         command.error(`error: ${firstLine(error)}`, { exitCode, code: 'pcdarts.report' });
       }
       for (const issue of result.skipped) {

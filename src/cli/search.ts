@@ -131,6 +131,7 @@ async function runSearchCommand(command: Command): Promise<number> {
   }
 
   const dir = run.directory;
+  for (const warning of run.warnings) err(`warning: ${warning}`);
   if (run.finished) {
     err(`${dir} has already finished all ${run.config.epochs} epochs; its genotype is in ${dir}/genotype.json`);
     run.dispose();

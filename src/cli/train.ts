@@ -116,6 +116,7 @@ async function runTrainCommand(command: Command): Promise<number> {
   }
 
   const dir = run.directory;
+  for (const warning of run.warnings) err(`warning: ${warning}`);
   if (run.finished) {
     const test = run.testResult;
     err(`${dir} has already finished all ${run.config.epochs} epochs${test ? `; test: ${formatTestResult(test)}` : ''}`);

@@ -3,13 +3,21 @@
  * generator and sampler states, log lengths) in JSON.
  *
  *   DIR/checkpoint/tensors-<serial>.safetensors   weights, buffers, optimiser state, ...
- *   DIR/checkpoint/state.json                     {serial, tensors: {file, bytes, sha256}, state}
+ *   DIR/checkpoint/state.json                     the latest: {serial, tensors: {file, bytes, sha256}, state, self_sha256}
+ *   DIR/checkpoint/previous.json                  the one before, in the same form, with its tensor file kept
  *
  * Commit protocol (a SIGKILL or power cut at any moment leaves the last good checkpoint
  * loadable): write the tensors under a NEW name (temporary file, fsync, rename, fsync the
- * folder), then replace state.json the same way: state.json is the commit marker and names
- * its tensor file. Only after that are older tensor files deleted. A crash before the
- * state.json rename leaves the previous state.json pointing at the previous, intact file.
+ * folder), copy the last good state file to previous.json, then replace state.json the same
+ * way: state.json is the commit marker and names its tensor file. Only after that are tensor
+ * files that neither state file names deleted. A crash before the state.json rename leaves the
+ * previous state.json pointing at the previous, intact file.
+ *
+ * Integrity: each state file records the size and sha256 of its tensor file and the sha256 of
+ * its own content (`self_sha256`, over the JSON without that field). A resume that finds the
+ * latest checkpoint damaged (a flipped byte, a truncation, a missing file) falls back to
+ * previous.json and says so (`fallback`); when both are bad it is a RunInputError and nothing
+ * is touched.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -19,11 +27,12 @@ import type { Module } from '../nn/module.js';
 import type { OptimizerState } from '../nn/optim.js';
 import { readSafetensors, type SafetensorsInput, type SafetensorsTensor, writeSafetensors } from '../nn/safetensors.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { RunInputError } from './errors.js';
+import { oneLine, RunInputError } from './errors.js';
 import { removeTemporaryFiles, writeFileAtomic } from './files.js';
 
 export const CHECKPOINT_DIR = 'checkpoint';
 export const CHECKPOINT_STATE_FILE = 'state.json';
+export const CHECKPOINT_PREVIOUS_FILE = 'previous.json';
 
 const TENSOR_FILE_PATTERN = /^tensors-(\d+)\.safetensors$/;
 
@@ -33,11 +42,19 @@ export interface CheckpointContent<State> {
   readonly state: State;
 }
 
-export interface LoadedCheckpoint<State> {
+/** A checkpoint known to be complete: what the next write keeps as previous.json. */
+export interface CommittedCheckpoint {
   readonly serial: number;
+  /** The exact text of its state file. */
+  readonly stateText: string;
+}
+
+export interface LoadedCheckpoint<State> extends CommittedCheckpoint {
   readonly written: string;
   readonly tensors: Map<string, SafetensorsTensor>;
   readonly state: State;
+  /** Set when the latest checkpoint was damaged and this is the previous one. */
+  readonly fallback: { readonly file: string; readonly reason: string } | null;
 }
 
 interface StateFile<State> {
@@ -46,74 +63,201 @@ interface StateFile<State> {
   readonly written: string;
   readonly tensors: { readonly file: string; readonly bytes: number; readonly sha256: string };
   readonly state: State;
+  /** sha256 of this JSON without the field (absent in checkpoints of older versions). */
+  readonly self_sha256?: string;
 }
 
-function sha256(bytes: Uint8Array): string {
+function sha256(bytes: Uint8Array | string): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-function readStateFile<State>(runDir: string): StateFile<State> | null {
-  const path = join(runDir, CHECKPOINT_DIR, CHECKPOINT_STATE_FILE);
-  if (!existsSync(path)) return null;
+/** A state file's text with its own checksum as the last field. */
+function stateFileText<State>(file: Omit<StateFile<State>, 'self_sha256'>): string {
+  const body = JSON.stringify(file);
+  return `${body.slice(0, -1)},"self_sha256":"${sha256(body)}"}\n`;
+}
+
+/** Parses and checks a state file's text; throws an Error saying what is wrong. */
+function parseStateFile<State>(text: string): StateFile<State> {
   let value: unknown;
   try {
-    value = JSON.parse(readFileSync(path, 'utf8'));
+    value = JSON.parse(text);
   } catch (error) {
-    throw new RunInputError(`${path}: corrupt checkpoint state (${(error as Error).message})`);
+    throw new Error(`corrupt checkpoint state (${(error as Error).message})`);
   }
   const file = value as Partial<StateFile<State>>;
   if (value === null || typeof value !== 'object' || file.pcdarts_checkpoint !== 1 || !Number.isInteger(file.serial)
-    || typeof file.tensors?.file !== 'string' || !TENSOR_FILE_PATTERN.test(file.tensors.file)) {
-    throw new RunInputError(`${path}: not a pcdarts checkpoint state`);
+    || typeof file.tensors?.file !== 'string' || !TENSOR_FILE_PATTERN.test(file.tensors.file)
+    || !Number.isInteger(file.tensors.bytes) || typeof file.tensors.sha256 !== 'string') {
+    throw new Error('not a pcdarts checkpoint state');
+  }
+  if (file.self_sha256 !== undefined) {
+    const { self_sha256: recorded, ...rest } = file;
+    if (recorded !== sha256(JSON.stringify(rest))) throw new Error('corrupt checkpoint state (its self_sha256 does not match its content)');
   }
   return file as StateFile<State>;
 }
 
-/** True when the run has a committed checkpoint. */
-export function hasCheckpoint(runDir: string): boolean {
-  return existsSync(join(runDir, CHECKPOINT_DIR, CHECKPOINT_STATE_FILE));
+interface Candidate<State> {
+  readonly name: string;
+  readonly path: string;
+  readonly text: string | null;
 }
 
-/** Writes a checkpoint with the commit protocol above; returns its serial number. */
-export function writeCheckpoint<State>(runDir: string, content: CheckpointContent<State>): number {
+function candidate<State>(runDir: string, name: string): Candidate<State> {
+  const path = join(runDir, CHECKPOINT_DIR, name);
+  let text: string | null = null;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new RunInputError(`${path}: cannot be read (${(error as NodeJS.ErrnoException).code ?? oneLine(error)})`);
+  }
+  return { name, path, text };
+}
+
+/** True when the run has a committed checkpoint (intact or not). */
+export function hasCheckpoint(runDir: string): boolean {
+  return existsSync(join(runDir, CHECKPOINT_DIR, CHECKPOINT_STATE_FILE)) || existsSync(join(runDir, CHECKPOINT_DIR, CHECKPOINT_PREVIOUS_FILE));
+}
+
+/** The state file that writeCheckpoint keeps as previous when the caller names none: the latest one that parses. */
+function lastCommitted(runDir: string): CommittedCheckpoint | null {
+  for (const name of [CHECKPOINT_STATE_FILE, CHECKPOINT_PREVIOUS_FILE]) {
+    const { text } = candidate(runDir, name);
+    if (text === null) continue;
+    try {
+      return { serial: parseStateFile(text).serial, stateText: text };
+    } catch {
+      // damaged: try the other one
+    }
+  }
+  return null;
+}
+
+export interface WriteCheckpointOptions {
+  /**
+   * The last checkpoint known to be complete, kept as previous.json (a run passes the one it
+   * wrote or loaded last); default: the state file on disk that parses.
+   */
+  readonly previous?: CommittedCheckpoint | null;
+}
+
+/** Writes a checkpoint with the commit protocol above; returns it (serial and state text). */
+export function commitCheckpoint<State>(runDir: string, content: CheckpointContent<State>, options: WriteCheckpointOptions = {}): CommittedCheckpoint {
   const dir = join(runDir, CHECKPOINT_DIR);
   mkdirSync(dir, { recursive: true });
-  const previous = readStateFile<State>(runDir);
-  const serial = (previous?.serial ?? 0) + 1;
+  const previous = options.previous === undefined ? lastCommitted(runDir) : options.previous;
+  // Above every serial in the folder, so a damaged state.json's tensor file is never reused.
+  let serial = (previous?.serial ?? 0) + 1;
+  for (const name of readdirSync(dir)) {
+    const match = TENSOR_FILE_PATTERN.exec(name);
+    if (match) serial = Math.max(serial, Number(match[1]) + 1);
+  }
   const tensorFile = `tensors-${String(serial).padStart(6, '0')}.safetensors`;
   const bytes = writeSafetensors(content.tensors, { format: 'pcdarts-checkpoint' });
   writeFileAtomic(join(dir, tensorFile), bytes);
-  const stateFile: StateFile<State> = {
+  const stateText = stateFileText<State>({
     pcdarts_checkpoint: 1, serial, written: new Date().toISOString(),
     tensors: { file: tensorFile, bytes: bytes.length, sha256: sha256(bytes) },
     state: content.state,
-  };
-  writeFileAtomic(join(dir, CHECKPOINT_STATE_FILE), `${JSON.stringify(stateFile)}\n`);
-  // Committed: older tensor files and debris of interrupted writes can go.
+  });
+  let keep: string | null = null;
+  if (previous !== null) {
+    writeFileAtomic(join(dir, CHECKPOINT_PREVIOUS_FILE), previous.stateText);
+    keep = parseStateFile(previous.stateText).tensors.file;
+  }
+  writeFileAtomic(join(dir, CHECKPOINT_STATE_FILE), stateText);
+  // Committed: tensor files neither state file names, and debris of interrupted writes, can go.
   for (const name of readdirSync(dir)) {
-    if (TENSOR_FILE_PATTERN.test(name) && name !== tensorFile) rmSync(join(dir, name), { force: true });
+    if (TENSOR_FILE_PATTERN.test(name) && name !== tensorFile && name !== keep) rmSync(join(dir, name), { force: true });
   }
   removeTemporaryFiles(dir);
-  return serial;
+  return { serial, stateText };
 }
 
-/** Reads the committed checkpoint, or null when there is none; corruption is a RunInputError. */
-export function readCheckpoint<State>(runDir: string): LoadedCheckpoint<State> | null {
-  const stateFile = readStateFile<State>(runDir);
-  if (stateFile === null) return null;
-  const path = join(runDir, CHECKPOINT_DIR, stateFile.tensors.file);
-  if (!existsSync(path)) throw new RunInputError(`${path}: missing (named by ${CHECKPOINT_DIR}/${CHECKPOINT_STATE_FILE})`);
-  const bytes = new Uint8Array(readFileSync(path));
-  if (bytes.length !== stateFile.tensors.bytes || sha256(bytes) !== stateFile.tensors.sha256) {
-    throw new RunInputError(`${path}: corrupt: ${bytes.length} bytes / checksum do not match the ${stateFile.tensors.bytes} bytes recorded in ${CHECKPOINT_STATE_FILE}`);
+/** Writes a checkpoint with the commit protocol above; returns its serial number. */
+export function writeCheckpoint<State>(runDir: string, content: CheckpointContent<State>, options: WriteCheckpointOptions = {}): number {
+  return commitCheckpoint(runDir, content, options).serial;
+}
+
+/** What is wrong with one checkpoint, and which of its files is bad. */
+class DamagedCheckpoint extends Error {
+  constructor(readonly file: string, message: string) {
+    super(`${file}: ${message}`);
+  }
+}
+
+/** Loads one state file and its tensors, checking every size and checksum; throws a DamagedCheckpoint. */
+function loadCandidate<State>(runDir: string, c: Candidate<State>): Omit<LoadedCheckpoint<State>, 'fallback'> {
+  if (c.text === null) throw new DamagedCheckpoint(c.path, 'missing');
+  let file: StateFile<State>;
+  try {
+    file = parseStateFile<State>(c.text);
+  } catch (error) {
+    throw new DamagedCheckpoint(c.path, (error as Error).message);
+  }
+  const path = join(runDir, CHECKPOINT_DIR, file.tensors.file);
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(readFileSync(path));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new DamagedCheckpoint(path, code === 'ENOENT' ? `missing (named by ${CHECKPOINT_DIR}/${c.name})` : `cannot be read (${code ?? oneLine(error)})`);
+  }
+  if (bytes.length !== file.tensors.bytes || sha256(bytes) !== file.tensors.sha256) {
+    throw new DamagedCheckpoint(path, `corrupt: ${bytes.length} bytes / checksum do not match the ${file.tensors.bytes} bytes recorded in ${c.name}`);
   }
   let tensors: Map<string, SafetensorsTensor>;
   try {
     tensors = readSafetensors(bytes, path);
   } catch (error) {
-    throw new RunInputError((error as Error).message);
+    throw new DamagedCheckpoint(path, oneLine(error).replace(`${path}: `, ''));
   }
-  return { serial: stateFile.serial, written: stateFile.written, tensors, state: stateFile.state };
+  return { serial: file.serial, written: file.written, tensors, state: file.state, stateText: c.text };
+}
+
+export interface ReadCheckpointOptions {
+  /**
+   * Resume: when the latest checkpoint is damaged, load the previous one (and say so in
+   * `fallback`). Without it (test, export) a damaged latest checkpoint is an error.
+   */
+  readonly fallback?: boolean;
+}
+
+/**
+ * Reads the committed checkpoint, or null when there is none. A damaged one is a
+ * RunInputError (one line naming the file), unless `fallback` finds the previous one intact.
+ * Reads only: nothing in the directory changes.
+ */
+export function readCheckpoint<State>(runDir: string, options: ReadCheckpointOptions = {}): LoadedCheckpoint<State> | null {
+  const latest = candidate<State>(runDir, CHECKPOINT_STATE_FILE);
+  const previous = candidate<State>(runDir, CHECKPOINT_PREVIOUS_FILE);
+  if (latest.text === null && previous.text === null) return null;
+  let latestError: string;
+  let latestFile: string;
+  try {
+    return { ...loadCandidate(runDir, latest), fallback: null };
+  } catch (error) {
+    if (!(error instanceof DamagedCheckpoint)) throw error;
+    latestError = oneLine(error);
+    latestFile = error.file;
+  }
+  if (!options.fallback || previous.text === null) {
+    throw new RunInputError(previous.text === null || options.fallback ? latestError : `${latestError} (a resume falls back to ${CHECKPOINT_DIR}/${CHECKPOINT_PREVIOUS_FILE})`);
+  }
+  try {
+    const loaded = loadCandidate(runDir, previous);
+    return { ...loaded, fallback: { file: latestFile, reason: latestError } };
+  } catch (error) {
+    if (!(error instanceof DamagedCheckpoint)) throw error;
+    throw new RunInputError(`${join(runDir, CHECKPOINT_DIR)}: no intact checkpoint to resume from: ${latestError}; previous: ${oneLine(error)} (nothing was changed)`);
+  }
+}
+
+/** The JSON state of the latest checkpoint that parses, without reading its tensors (null: none). */
+export function peekCheckpointState<State>(runDir: string): State | null {
+  const committed = lastCommitted(runDir);
+  return committed === null ? null : parseStateFile<State>(committed.stateText).state;
 }
 
 // ------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@
 import type { BatchSamplerState, KeyedBatchSamplerState, ResumableSampler } from '../data/index.js';
 import type { SafetensorsInput, SafetensorsTensor } from '../nn/safetensors.js';
 import { defaultRandom, type Random, type RandomState } from '../tensor/random.js';
-import { type LoadedCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { commitCheckpoint, type CommittedCheckpoint, type LoadedCheckpoint } from './checkpoint.js';
 import { asInputErrors } from './errors.js';
 import type { RunDirectory } from './run-dir.js';
 import { type StopRequest, type StopSignal, yieldToEventLoop } from './signals.js';
@@ -86,6 +86,10 @@ export interface ResumeRecord {
   epoch: number;
   step: number;
   time: string;
+  /** The latest checkpoint was damaged: which file and why; the run continues from the previous one. */
+  checkpoint_fallback?: { file: string; reason: string };
+  /** The run lock was left by a process that died (e.g. SIGKILLed): whose it was. */
+  took_over_lock?: { host: string; pid: number; started: string; purpose: string };
 }
 
 export interface LoopOutcome {
@@ -116,6 +120,10 @@ export abstract class EpochRun<StepRecord, EpochRecord, State extends RunCheckpo
   protected totals: EpochTotals = emptyEpochTotals();
   /** Position of the last checkpoint written or loaded. */
   protected lastCheckpoint: { epoch: number; step: number } | null = null;
+  /** The last checkpoint written or loaded intact: the next write keeps it as the previous one. */
+  private committed: CommittedCheckpoint | null = null;
+  /** One-line warnings of the resume (a damaged latest checkpoint, a stale lock taken over), for the caller to show. */
+  readonly warnings: string[] = [];
   private disposed = false;
 
   /** Batches (steps) in one epoch. */
@@ -176,7 +184,8 @@ export abstract class EpochRun<StepRecord, EpochRecord, State extends RunCheckpo
       logs: this.runDir.syncLogs(this.logNames),
     };
     const state = { ...common, ...this.checkpointExtras() } as State;
-    const serial = writeCheckpoint(this.runDir.path, { tensors: this.checkpointTensors(), state });
+    this.committed = commitCheckpoint(this.runDir.path, { tensors: this.checkpointTensors(), state }, this.committed === null ? {} : { previous: this.committed });
+    const serial = this.committed.serial;
     this.lastCheckpoint = { epoch: this.epoch, step: this.step };
     events?.onCheckpoint?.({ epoch: this.epoch, step: this.step, serial });
     return serial;
@@ -217,10 +226,23 @@ export abstract class EpochRun<StepRecord, EpochRecord, State extends RunCheckpo
       this.dispose();
       throw error;
     }
+    if (checkpoint !== null) this.committed = { serial: checkpoint.serial, stateText: checkpoint.stateText };
+    const fallback = checkpoint?.fallback ?? null;
+    if (fallback !== null) {
+      this.warnings.push(`${fallback.reason}; resuming from the previous checkpoint (epoch ${this.epoch} step ${this.step}) instead`);
+    }
+    const tookOver = this.runDir.lock?.tookOver ?? null;
+    if (tookOver !== null) {
+      this.warnings.push(`took over the run lock of pcdarts ${tookOver.purpose} (pid ${tookOver.pid} on ${tookOver.host}, since ${tookOver.started}), which is no longer running`);
+    }
     if (this.finished) return; // nothing to continue: leave the directory as it is
     this.runDir.cleanTemporaryFiles();
     this.runDir.truncateLogs(checkpoint?.state.logs ?? Object.fromEntries(this.logNames.map((name) => [name, 0])));
-    const record: ResumeRecord = { type: 'resume', epoch: this.epoch, step: this.step, time: new Date().toISOString() };
+    const record: ResumeRecord = {
+      type: 'resume', epoch: this.epoch, step: this.step, time: new Date().toISOString(),
+      ...(fallback !== null ? { checkpoint_fallback: { ...fallback } } : {}),
+      ...(tookOver !== null ? { took_over_lock: { host: tookOver.host, pid: tookOver.pid, started: tookOver.started, purpose: tookOver.purpose } } : {}),
+    };
     this.runDir.append(record);
   }
 

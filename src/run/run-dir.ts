@@ -6,6 +6,7 @@
  *   DIR/*.jsonl          further append-only logs (e.g. genotypes.jsonl)
  *   DIR/*.json           latest-value files (e.g. genotype.json), replaced atomically
  *   DIR/checkpoint/      see checkpoint.ts
+ *   DIR/run.lock         the process writing DIR (see lock.ts); held by every open RunDirectory
  *
  * Append-only logs may run ahead of the last checkpoint (a run killed between two
  * checkpoints); each checkpoint records their byte lengths and `truncateLogs` cuts them
@@ -16,6 +17,7 @@ import { join } from 'node:path';
 
 import { RunInputError } from './errors.js';
 import { removeTemporaryFiles, writeFileAtomic } from './files.js';
+import { acquireRunLock, LOCK_FILE, type RunLock } from './lock.js';
 
 export const CONFIG_FILE = 'config.json';
 export const LOG_FILE = 'log.jsonl';
@@ -51,7 +53,8 @@ export function checkNewRunDirectory(dir: string): void {
   if (isRunDirectory(dir)) {
     throw new RunInputError(`${dir} already holds a run: continue it with --resume ${dir}, or choose another --out (nothing was overwritten)`);
   }
-  if (readdirSync(dir).length > 0) throw new RunInputError(`${dir} exists and is not empty: choose another --out`);
+  // A lock alone is what a creation killed before its config.json leaves (a live holder is refused when locking).
+  if (readdirSync(dir).some((name) => name !== LOCK_FILE)) throw new RunInputError(`${dir} exists and is not empty: choose another --out`);
 }
 
 /** Reads and checks config.json of an existing run. */
@@ -77,29 +80,50 @@ export function readRunConfig(dir: string, command?: string): RunConfigFile {
   return file as RunConfigFile;
 }
 
-/** An open run directory: its logs and latest-value files. */
+export interface OpenRunOptions {
+  /** What the lock record says this process does (default: the run's command). */
+  readonly purpose?: string;
+  /** A lock of this directory the caller already holds; the RunDirectory takes it over (and releases it on close). */
+  readonly lock?: RunLock;
+}
+
+/** An open run directory: its logs and latest-value files; it holds the run lock until closed. */
 export class RunDirectory {
   private readonly logs = new Map<string, number>();
 
-  private constructor(readonly path: string, readonly configFile: RunConfigFile) {}
+  private constructor(readonly path: string, readonly configFile: RunConfigFile, readonly lock: RunLock | null) {}
 
-  /** Creates the directory and its config.json (call `checkNewRunDirectory` first, before any slow work). */
-  static create(dir: string, configFile: RunConfigFile): RunDirectory {
+  /**
+   * Creates the directory, takes its lock and writes its config.json (call
+   * `checkNewRunDirectory` first, before any slow work). A second process creating the same
+   * directory at the same moment gets the lock error (RunLockedError) or the 'already holds a
+   * run' one.
+   */
+  static create(dir: string, configFile: RunConfigFile, options: OpenRunOptions = {}): RunDirectory {
     checkNewRunDirectory(dir);
     mkdirSync(dir, { recursive: true });
-    writeFileAtomic(join(dir, CONFIG_FILE), `${JSON.stringify(configFile, null, 2)}\n`);
-    return new RunDirectory(dir, configFile);
+    const lock = options.lock ?? acquireRunLock(dir, options.purpose ?? configFile.command);
+    try {
+      checkNewRunDirectory(dir); // again: another process may have filled it since the check above
+      writeFileAtomic(join(dir, CONFIG_FILE), `${JSON.stringify(configFile, null, 2)}\n`);
+    } catch (error) {
+      lock.release();
+      throw error;
+    }
+    return new RunDirectory(dir, configFile, lock);
   }
 
-  /** Opens an existing run (nothing is modified until a log is appended or truncated). */
-  static open(dir: string, command?: string): RunDirectory {
-    return new RunDirectory(dir, readRunConfig(dir, command));
+  /** Opens an existing run and takes its lock (nothing else is modified until a log is appended or truncated). */
+  static open(dir: string, command?: string, options: OpenRunOptions = {}): RunDirectory {
+    const configFile = readRunConfig(dir, command);
+    const lock = options.lock ?? acquireRunLock(dir, options.purpose ?? configFile.command);
+    return new RunDirectory(dir, configFile, lock);
   }
 
   /** Writes a new config.json (e.g. changed runtime settings), atomically. */
   updateConfig(configFile: RunConfigFile): RunDirectory {
     writeFileAtomic(join(this.path, CONFIG_FILE), `${JSON.stringify(configFile, null, 2)}\n`);
-    const updated = new RunDirectory(this.path, configFile);
+    const updated = new RunDirectory(this.path, configFile, this.lock);
     for (const [name, fd] of this.logs) updated.logs.set(name, fd);
     this.logs.clear();
     return updated;
@@ -164,8 +188,10 @@ export class RunDirectory {
     removeTemporaryFiles(this.path);
   }
 
+  /** Closes the logs and releases the lock. */
   close(): void {
     for (const fd of this.logs.values()) closeSync(fd);
     this.logs.clear();
+    this.lock?.release();
   }
 }

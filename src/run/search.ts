@@ -490,8 +490,15 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
     checkSearchNetwork(config, dataset);
     const halves = resumedSearchHalves(options.dir, config, dataset);
     useBackend(runtime.threads);
-    const checkpoint = readCheckpoint<SearchCheckpointState>(options.dir);
+    // The lock first: a run another process writes is neither read nor touched.
     const runDir = RunDirectory.open(options.dir, 'search');
+    let checkpoint: ReturnType<typeof readCheckpoint<SearchCheckpointState>>;
+    try {
+      checkpoint = readCheckpoint<SearchCheckpointState>(options.dir, { fallback: true });
+    } catch (error) {
+      runDir.close();
+      throw error;
+    }
     // A run that stopped between creating its directory and writing its sample: written now (the same sample).
     if (halves.record !== null) runDir.writeText(SEARCH_SUBSET_FILE, formatSubsetRecord(halves.record));
     const run = new SearchRun(runDir, config, runtime, dataset, halves);

@@ -271,18 +271,26 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
       }
     }
     useBackend(runtime.threads);
-    const checkpoint = readCheckpoint<TrainCheckpointState>(options.dir);
+    // The lock first: a run another process writes is neither read nor touched.
+    const runDir = RunDirectory.open(options.dir, 'train');
+    let checkpoint: ReturnType<typeof readCheckpoint<TrainCheckpointState>>;
     // Without a checkpoint the run starts over, from the --init-from weights it started from.
     let initialWeights: Map<string, SafetensorsTensor> | null = null;
-    if (checkpoint === null && config.initFrom !== null) {
-      const init = readInitWeights(config, data.train);
-      const recorded = stored.info?.init_from_sha256;
-      if (recorded !== undefined && recorded !== init.sha256) {
-        throw new RunInputError(`--init-from ${config.initFrom} changed since the run ${options.dir} started (its sha256 differs from the one in config.json), and the run has no checkpoint to continue from`);
+    try {
+      checkpoint = readCheckpoint<TrainCheckpointState>(options.dir, { fallback: true });
+      if (checkpoint === null && config.initFrom !== null) {
+        const init = readInitWeights(config, data.train);
+        const recorded = stored.info?.init_from_sha256;
+        if (recorded !== undefined && recorded !== init.sha256) {
+          throw new RunInputError(`--init-from ${config.initFrom} changed since the run ${options.dir} started (its sha256 differs from the one in config.json), and the run has no checkpoint to continue from`);
+        }
+        initialWeights = init.tensors;
       }
-      initialWeights = init.tensors;
+    } catch (error) {
+      runDir.close();
+      throw error;
     }
-    const run = new TrainRun(RunDirectory.open(options.dir, 'train'), config, runtime, data, initialWeights);
+    const run = new TrainRun(runDir, config, runtime, data, initialWeights);
     run.continueFrom(checkpoint);
     // The creation's 'data' record precedes every checkpoint; without one the log starts over.
     if (!run.finished && checkpoint === null) run.logDatasets();

@@ -35,7 +35,7 @@ describe('writeFileAtomic', () => {
 });
 
 describe('checkpoints', () => {
-  it('round-trips tensors of every dtype and the JSON state; serials grow; old tensor files go', () => {
+  it('round-trips tensors of every dtype and the JSON state; serials grow; the previous checkpoint is kept, older ones go', () => {
     const dir = freshDir();
     assert.equal(readCheckpoint(dir), null);
     assert.equal(hasCheckpoint(dir), false);
@@ -54,7 +54,9 @@ describe('checkpoints', () => {
     assert.deepEqual(loaded.tensors.get('a')!.shape, [2, 2]);
     assert.equal(loaded.tensors.get('b')!.values[0], 2.123456789012345);
     assert.equal(loaded.tensors.get('c')!.values[0], 2000);
-    assert.deepEqual(readdirSync(join(dir, CHECKPOINT_DIR)).sort(), ['state.json', 'tensors-000002.safetensors']);
+    assert.deepEqual(readdirSync(join(dir, CHECKPOINT_DIR)).sort(), ['previous.json', 'state.json', 'tensors-000001.safetensors', 'tensors-000002.safetensors']);
+    writeCheckpoint(dir, { tensors: tensors(3), state: { position: 3 } });
+    assert.deepEqual(readdirSync(join(dir, CHECKPOINT_DIR)).sort(), ['previous.json', 'state.json', 'tensors-000002.safetensors', 'tensors-000003.safetensors']);
   });
 
   it('ignores the debris of a write killed before its commit (state.json is the marker)', () => {
@@ -68,9 +70,9 @@ describe('checkpoints', () => {
     assert.equal(loaded?.serial, 1);
     assert.deepEqual(loaded?.state, { n: 1 });
     assert.equal(loaded?.tensors.get('w')?.values[0], 7);
-    // The next checkpoint replaces the debris.
+    // The next checkpoint removes the debris (and takes a serial above it).
     writeCheckpoint(dir, { tensors: [['w', { dtype: 'F32', shape: [1], values: [8] }]], state: { n: 2 } });
-    assert.deepEqual(readdirSync(checkpointDir).sort(), ['state.json', 'tensors-000002.safetensors']);
+    assert.deepEqual(readdirSync(checkpointDir).sort(), ['previous.json', 'state.json', 'tensors-000001.safetensors', 'tensors-000003.safetensors']);
     assert.equal(readCheckpoint(dir)?.tensors.get('w')?.values[0], 8);
   });
 
@@ -114,5 +116,84 @@ describe('checkpoints', () => {
     adamB.loadStateDict(optimizerStateFrom('adam.', loaded.tensors));
     assert.equal(adamB.stateDict().get('step')?.[0], 2);
     assert.deepEqual(Array.from(adamB.stateDict().get('exp_avg.0')!), Array.from(adam.stateDict().get('exp_avg.0')!));
+  });
+});
+
+describe('checkpoint fallback', () => {
+  const write = (dir: string, v: number): number => writeCheckpoint(dir, { tensors: [['w', { dtype: 'F32', shape: [3], values: [v, v, v] }]], state: { v } });
+  const damages: [string, (dir: string) => void][] = [
+    ['a flipped byte in the tensor file', (dir) => {
+      const path = join(dir, CHECKPOINT_DIR, 'tensors-000002.safetensors');
+      const bytes = readFileSync(path);
+      bytes[bytes.length - 5] ^= 0x10;
+      writeFileSync(path, bytes);
+    }],
+    ['a truncated tensor file', (dir) => {
+      const path = join(dir, CHECKPOINT_DIR, 'tensors-000002.safetensors');
+      writeFileSync(path, readFileSync(path).subarray(0, 20));
+    }],
+    ['a missing tensor file', (dir) => rmSync(join(dir, CHECKPOINT_DIR, 'tensors-000002.safetensors'))],
+    ['a flipped digit in state.json (still valid JSON)', (dir) => {
+      const path = join(dir, CHECKPOINT_DIR, CHECKPOINT_STATE_FILE);
+      writeFileSync(path, readFileSync(path, 'utf8').replace('"v":2', '"v":7'));
+    }],
+    ['a truncated state.json', (dir) => {
+      const path = join(dir, CHECKPOINT_DIR, CHECKPOINT_STATE_FILE);
+      writeFileSync(path, readFileSync(path).subarray(0, 40));
+    }],
+    ['a missing state.json', (dir) => rmSync(join(dir, CHECKPOINT_DIR, CHECKPOINT_STATE_FILE))],
+  ];
+
+  for (const [what, damage] of damages) {
+    it(`falls back to the previous checkpoint on ${what}, naming the file; the next write keeps the good one`, () => {
+      const dir = freshDir();
+      write(dir, 1);
+      write(dir, 2);
+      damage(dir);
+      const listing = readdirSync(join(dir, CHECKPOINT_DIR)).sort();
+      // Without fallback (test, export): a one-line error naming the damaged file.
+      assert.throws(() => readCheckpoint(dir), (e: unknown) => e instanceof RunInputError && !e.message.includes('\n')
+        && /(tensors-000002\.safetensors|state\.json): /.test(e.message));
+      const loaded = readCheckpoint<{ v: number }>(dir, { fallback: true })!;
+      assert.equal(loaded.state.v, 1);
+      assert.equal(loaded.serial, 1);
+      assert.equal(loaded.tensors.get('w')!.values[0], 1);
+      assert.ok(loaded.fallback);
+      assert.match(loaded.fallback.file, /(tensors-000002\.safetensors|state\.json)$/);
+      assert.ok(!loaded.fallback.reason.includes('\n'));
+      assert.deepEqual(readdirSync(join(dir, CHECKPOINT_DIR)).sort(), listing, 'reading changed nothing');
+      // The run goes on from checkpoint 1: the next write keeps 1 as the previous one, not the damaged 2.
+      const serial = writeCheckpoint(dir, { tensors: [['w', { dtype: 'F32', shape: [3], values: [3, 3, 3] }]], state: { v: 3 } }, { previous: loaded });
+      assert.equal(readCheckpoint<{ v: number }>(dir)!.state.v, 3);
+      rmSync(join(dir, CHECKPOINT_DIR, `tensors-${String(serial).padStart(6, '0')}.safetensors`));
+      assert.equal(readCheckpoint<{ v: number }>(dir, { fallback: true })!.state.v, 1);
+    });
+  }
+
+  it('both damaged: one-line error, nothing deleted', () => {
+    const dir = freshDir();
+    write(dir, 1);
+    write(dir, 2);
+    rmSync(join(dir, CHECKPOINT_DIR, 'tensors-000002.safetensors'));
+    const first = join(dir, CHECKPOINT_DIR, 'tensors-000001.safetensors');
+    const bytes = readFileSync(first);
+    bytes[bytes.length - 1] ^= 1;
+    writeFileSync(first, bytes);
+    const listing = readdirSync(join(dir, CHECKPOINT_DIR)).sort();
+    assert.throws(() => readCheckpoint(dir, { fallback: true }), (e: unknown) => e instanceof RunInputError && !e.message.includes('\n')
+      && /no intact checkpoint to resume from: .*tensors-000002\.safetensors: missing.*previous: .*tensors-000001\.safetensors: corrupt/.test(e.message));
+    assert.deepEqual(readdirSync(join(dir, CHECKPOINT_DIR)).sort(), listing);
+  });
+
+  it('a write killed after previous.json and before state.json still loads the last commit', () => {
+    const dir = freshDir();
+    write(dir, 1);
+    write(dir, 2);
+    // What the protocol leaves then: previous.json = state.json = checkpoint 2, tensors-3 written but not named.
+    writeFileSync(join(dir, CHECKPOINT_DIR, 'previous.json'), readFileSync(join(dir, CHECKPOINT_DIR, CHECKPOINT_STATE_FILE)));
+    writeFileSync(join(dir, CHECKPOINT_DIR, 'tensors-000003.safetensors'), 'half');
+    assert.equal(readCheckpoint<{ v: number }>(dir, { fallback: true })!.state.v, 2);
+    assert.equal(write(dir, 4), 4);
+    assert.equal(readCheckpoint<{ v: number }>(dir)!.state.v, 4);
   });
 });
