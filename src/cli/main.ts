@@ -2,8 +2,11 @@
 /**
  * The `pcdarts` command: one subcommand per file of this folder (search, train, test, info,
  * visualize, report, prepare). Exit statuses: 0 success, 1 unexpected failure, 2 bad input (unknown
- * flag, bad value, unusable data, genotype, checkpoint or directory), 130 / 143 stopped by
- * SIGINT / SIGTERM after writing a checkpoint.
+ * flag, bad value, unusable data, genotype, checkpoint or directory; a run directory another
+ * process holds; a failed write: no space, I/O error, no permission), 3 a non-finite number (NaN or
+ * infinity in a loss, a gradient norm, the architecture parameters or a tensor to checkpoint)
+ * stopped the run, its last good checkpoint intact, 130 / 143 stopped by SIGINT / SIGTERM after
+ * writing a checkpoint.
  */
 import { Command, CommanderError } from 'commander';
 

@@ -3,7 +3,7 @@
  * and its lines, SIGINT/SIGTERM handling with the resume hint, and the report at the end.
  */
 import {
-  createProgress, installStopHandlers, oneLine, SIGNAL_EXIT_CODES,
+  createProgress, installStopHandlers, NON_FINITE_EXIT_CODE, NonFiniteError, oneLine, RunInputError, SIGNAL_EXIT_CODES,
   type LoopOutcome, type RunOptions,
 } from '../index.js';
 
@@ -26,7 +26,8 @@ function err(line: string): void {
 
 /**
  * Runs to the end or to a stop signal with a progress display. Returns the outcome of a
- * finished run, or the exit code (130/143) of a stopped one after printing how to resume.
+ * finished run, or the exit code of one that did not finish, after printing one line: 130/143
+ * stopped by a signal (with how to resume), 3 a non-finite number, 2 a failed write.
  * Disposes the run either way.
  */
 export async function driveRun<StepRecord, EpochRecord, Outcome extends LoopOutcome>(
@@ -45,14 +46,23 @@ export async function driveRun<StepRecord, EpochRecord, Outcome extends LoopOutc
       ? `pcdarts ${command}: run directory ${dir}`
       : `pcdarts ${command}: resuming ${dir} at epoch ${epoch} step ${step} (0-based)`);
     const epochs = run.config.epochs;
-    const outcome = await run.run({
-      stop: stop.request,
-      events: {
-        onStart: ({ total, done }) => progress.start(total, done, `epoch ${epoch + 1}/${epochs}`),
-        onStep: (record, p) => progress.update(p.done, format.step(record, epochs)),
-        onEpoch: (record) => progress.note(format.epoch(record, epochs)),
-      },
-    });
+    let outcome: Outcome;
+    try {
+      outcome = await run.run({
+        stop: stop.request,
+        events: {
+          onStart: ({ total, done }) => progress.start(total, done, `epoch ${epoch + 1}/${epochs}`),
+          onStep: (record, p) => progress.update(p.done, format.step(record, epochs)),
+          onEpoch: (record) => progress.note(format.epoch(record, epochs)),
+        },
+      });
+    } catch (error) {
+      // A non-finite number (exit 3) or a failed write (exit 2): one line, the last checkpoint intact.
+      if (!(error instanceof NonFiniteError || error instanceof RunInputError)) throw error;
+      progress.stop();
+      err(`pcdarts ${command}: ${oneLine(error)}`);
+      return error instanceof NonFiniteError ? NON_FINITE_EXIT_CODE : 2;
+    }
     progress.stop();
     if (outcome.status === 'stopped' && outcome.signal !== null) {
       err(`stopped by ${outcome.signal} at epoch ${outcome.epoch} step ${outcome.step} (0-based); checkpoint written; resume with: pcdarts ${command} --resume ${dir}`);

@@ -15,7 +15,7 @@ import type { BatchSamplerState, KeyedBatchSamplerState, ResumableSampler } from
 import type { SafetensorsInput, SafetensorsTensor } from '../nn/safetensors.js';
 import { defaultRandom, type Random, type RandomState } from '../tensor/random.js';
 import { commitCheckpoint, type CommittedCheckpoint, type LoadedCheckpoint } from './checkpoint.js';
-import { asInputErrors } from './errors.js';
+import { asInputErrors, firstNonFinite, NonFiniteError } from './errors.js';
 import type { RunDirectory } from './run-dir.js';
 import { type StopRequest, type StopSignal, yieldToEventLoop } from './signals.js';
 
@@ -173,8 +173,35 @@ export abstract class EpochRun<StepRecord, EpochRecord, State extends RunCheckpo
     return { done: this.globalStep, total: this.totalEpochs() * this.stepsPerEpoch, epoch: this.epoch, epochs: this.totalEpochs() };
   }
 
-  /** Writes a checkpoint of the current position (after syncing the logs it records); returns its serial. */
+  /** Stops the run (NonFiniteError) when `value` is a NaN or an infinity; `what` names it ("the loss"). */
+  protected checkFinite(what: string, value: number): void {
+    if (!Number.isFinite(value)) throw new NonFiniteError(what, value, this.epoch, this.step, this.lastCheckpoint, this.directory);
+  }
+
+  /**
+   * Stops the run when any value of the named tensors is a NaN or an infinity; `at` is the
+   * step to name (default: the current one).
+   */
+  protected checkFiniteTensors(
+    what: string, entries: Iterable<readonly [string, { values: ArrayLike<number> } | ArrayLike<number>]>,
+    at: { epoch: number; step: number } = { epoch: this.epoch, step: this.step },
+  ): void {
+    for (const [name, tensor] of entries) {
+      const values = 'values' in tensor ? tensor.values : tensor;
+      const bad = firstNonFinite(values as ArrayLike<number>);
+      if (bad !== null) throw new NonFiniteError(`${what} (${name})`, bad, at.epoch, at.step, this.lastCheckpoint, this.directory);
+    }
+  }
+
+  /**
+   * Writes a checkpoint of the current position (after syncing the logs it records); returns
+   * its serial. A non-finite value in its tensors stops the run instead (never checkpointed).
+   */
   checkpoint(events?: RunEvents<StepRecord, EpochRecord>, epochSecondsSoFar = this.totals.seconds): number {
+    const tensors = this.checkpointTensors();
+    // The step that made this state: the last one done.
+    const made = this.step > 0 ? { epoch: this.epoch, step: this.step - 1 } : { epoch: this.epoch - 1, step: this.stepsPerEpoch - 1 };
+    this.checkFiniteTensors('a tensor to checkpoint', tensors.filter(([, t]) => t.dtype !== 'I64') as [string, { values: ArrayLike<number> }][], made);
     const samplers: Record<string, BatchSamplerState | KeyedBatchSamplerState> = {};
     for (const [name, sampler] of Object.entries(this.samplers())) samplers[name] = sampler.getState() as BatchSamplerState | KeyedBatchSamplerState;
     const common: RunCheckpointState = {
@@ -184,7 +211,7 @@ export abstract class EpochRun<StepRecord, EpochRecord, State extends RunCheckpo
       logs: this.runDir.syncLogs(this.logNames),
     };
     const state = { ...common, ...this.checkpointExtras() } as State;
-    this.committed = commitCheckpoint(this.runDir.path, { tensors: this.checkpointTensors(), state }, this.committed === null ? {} : { previous: this.committed });
+    this.committed = commitCheckpoint(this.runDir.path, { tensors, state }, this.committed === null ? {} : { previous: this.committed });
     const serial = this.committed.serial;
     this.lastCheckpoint = { epoch: this.epoch, step: this.step };
     events?.onCheckpoint?.({ epoch: this.epoch, step: this.step, serial });

@@ -572,6 +572,8 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
         waitMs += valid.waitMs;
         // The second order's virtual step uses this step's training batch, learning rate and momentum.
         archLoss = this.architect.step(valid.x, valid.labels, { trainX: train.x, trainLabels: train.labels, lr, weightOptimizer: this.sgd });
+        this.checkFinite('the architecture loss', archLoss);
+        this.checkFiniteTensors('the architecture parameters', this.model.namedArchParameters().map(([name, t]) => [name, t.data.subarray(0, t.numel)] as const));
       }
       this.model.zeroGrad();
       const { loss, correct } = withFrozen(this.model.archParameters(), () => tidy(() => {
@@ -581,7 +583,8 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
         backward(l);
         return { loss: l.item(), correct: correctCount };
       }));
-      clipGradNorm(weights, this.config.gradClip);
+      this.checkFinite('the loss', loss);
+      this.checkFinite('the weight gradients\' norm', clipGradNorm(weights, this.config.gradClip));
       this.sgd.step();
       return { loss, correct, archLoss, images: train.labels.length, waitMs };
     });

@@ -370,10 +370,12 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
       if (logitsAux !== null && auxiliaryWeight > 0) {
         loss = ops.add(loss, ops.mulScalar(ops.crossEntropy(logitsAux, labels, smoothing), auxiliaryWeight));
       }
+      const lossValue = loss.item();
+      this.checkFinite('the loss', lossValue);
       backward(loss);
-      clipGradNorm(this.model.parameters(), gradClip);
+      this.checkFinite('the weight gradients\' norm', clipGradNorm(this.model.parameters(), gradClip));
       this.sgd.step();
-      return { loss: loss.item(), correct, images: labels.length, waitMs };
+      return { loss: lossValue, correct, images: labels.length, waitMs };
     });
     const seconds = (performance.now() - started) / 1000;
     this.totals.loss_sum += result.loss * result.images;

@@ -180,7 +180,8 @@ describe('pcdarts export: bad input is one line, exit 2, nothing written, the ru
 
     const corrupt = join(root, 'corrupt');
     cpSync(run, corrupt, { recursive: true });
-    const tensorFile = readdirSync(join(corrupt, 'checkpoint')).find((name) => name.startsWith('tensors-'))!;
+    // The latest checkpoint's tensor file (the previous one is kept too).
+    const tensorFile = readdirSync(join(corrupt, 'checkpoint')).filter((name) => name.startsWith('tensors-')).sort().at(-1)!;
     const bytes = readFileSync(join(corrupt, 'checkpoint', tensorFile));
     bytes[bytes.length - 1] ^= 0xff;
     writeFileSync(join(corrupt, 'checkpoint', tensorFile), bytes);
