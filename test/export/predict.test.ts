@@ -201,7 +201,7 @@ describe('pcdarts predict: bad input is one line, exit 2, nothing on stdout', ()
     cpSync(run, corrupt, { recursive: true });
     rmSync(join(corrupt, 'best.safetensors'));
     const checkpoint = join(corrupt, 'checkpoint');
-    const tensorFile = (await import('node:fs')).readdirSync(checkpoint).find((name) => name.startsWith('tensors-'))!;
+    const tensorFile = (await import('node:fs')).readdirSync(checkpoint).filter((name) => name.startsWith('tensors-')).sort().at(-1)!; // the latest checkpoint's
     const bytes = readFileSync(join(checkpoint, tensorFile));
     bytes[bytes.length - 1] ^= 0xff;
     writeFileSync(join(checkpoint, tensorFile), bytes);

@@ -125,7 +125,9 @@ describe('a tiny search', () => {
     const checkpoint = readCheckpoint<SearchCheckpointState>(reference);
     assert.equal(checkpoint?.state.epoch, 2);
     assert.equal(checkpoint?.state.step, 0);
-    assert.deepEqual(readdirSync(join(reference, 'checkpoint')).length, 2);
+    // The last checkpoint and the one before it (kept until the next one is committed).
+    assert.deepEqual(readdirSync(join(reference, 'checkpoint')).filter((n) => !n.endsWith('.safetensors')).sort(), ['previous.json', 'state.json']);
+    assert.equal(readdirSync(join(reference, 'checkpoint')).filter((n) => n.endsWith('.safetensors')).length, 2);
   });
 
   it('stops on request after the current step with a checkpoint, and resumes to the same numbers', async () => {

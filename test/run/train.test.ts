@@ -167,7 +167,8 @@ describe('a tiny training run', () => {
 
     const elsewhere = join(root, 'weights');
     mkdirSync(elsewhere);
-    const tensorFile = readdirSync(join(reference, 'checkpoint')).find((name) => name.endsWith('.safetensors'))!;
+    // The last checkpoint's tensors (the previous checkpoint's are kept too).
+    const tensorFile = readdirSync(join(reference, 'checkpoint')).filter((name) => name.endsWith('.safetensors')).sort().at(-1)!;
     const weights = join(elsewhere, 'model.safetensors');
     copyFileSync(join(reference, 'checkpoint', tensorFile), weights);
     assert.throws(() => testModel({ checkpoint: weights }), inputError(/is not in a train run directory: give its architecture with --genotype/));
