@@ -37,6 +37,7 @@ export * from './darts/genotype.js';
 export * from './darts/genotype-derive.js';
 export * from './darts/genotype-python.js';
 export * from './darts/genotype-load.js';
+export * from './darts/sample.js';
 
 // eval (the networks that retrain a genotype, drop path, parameter and mult-add counts)
 export * from './eval/network.js';
@@ -67,6 +68,9 @@ export * from './run/test-model.js';
 export * from './run/network-info.js';
 export * from './run/network-kind.js';
 export * from './run/search-subset.js';
+
+// experiments (specs, trials, the local runner, results)
+export * from './experiment/index.js';
 
 // Visualisation (cell drawings, run reports) is the separate entry 'pcdarts/viz': it loads
 // Vega, Graphviz (wasm) and resvg, which the engine and the loops do not need.

@@ -10,11 +10,13 @@
  */
 import { Command, CommanderError } from 'commander';
 
+import { experimentCommand } from './experiment.js';
 import { exportCommand } from './export.js';
 import { infoCommand } from './info.js';
 import { predictCommand } from './predict.js';
 import { prepareCommand } from './prepare.js';
 import { registerReportCommand } from './report.js';
+import { sampleCommand } from './sample.js';
 import { searchCommand } from './search.js';
 import { testCommand } from './test.js';
 import { trainCommand } from './train.js';
@@ -48,6 +50,8 @@ export function program(): Command {
   root.addCommand(configure(predictCommand()));
   root.addCommand(configure(prepareCommand()));
   root.addCommand(configure(workerCommand()));
+  root.addCommand(configure(sampleCommand()));
+  root.addCommand(configure(experimentCommand()));
   configure(registerVisualizeCommand(root));
   configure(registerReportCommand(root));
   return root;
