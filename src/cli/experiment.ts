@@ -49,8 +49,6 @@ export function trialConfigs(trial: Trial): PhaseConfigs {
       for (const key of ['archGradClip', 'searchSubset'] as const) if (options[key] === false) options[key] = null;
       const config: Partial<SearchConfig> = {};
       for (const key of Object.keys(DEFAULT_SEARCH_CONFIG)) if (given(key)) (config as Record<string, unknown>)[key] = options[key];
-      // Settings the search command knows that are not (yet) in DEFAULT_SEARCH_CONFIG (e.g. --order).
-      if (given('order')) (config as Record<string, unknown>).order = options.order;
       return { config, runtime: runtimeOf(options, given) };
     },
     train: () => {
