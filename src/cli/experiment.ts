@@ -10,7 +10,9 @@ import { Command, CommanderError, Option } from 'commander';
 
 import { DEFAULT_SEARCH_CONFIG, DEFAULT_TRAIN_CONFIG, formatDuration, installStopHandlers, oneLine, RunInputError, SIGNAL_EXIT_CODES, StopRequest } from '../index.js';
 import type { SearchConfig, SearchRuntime, TrainConfig, TrainRuntime } from '../index.js';
-import { type PhaseConfigs, runExperiment, type RunnerEvent, runTrialPhase, type Trial } from '../experiment/index.js';
+import {
+  type PhaseConfigs, runExperiment, type RunnerEvent, runTrialPhase, type Trial, TRIAL_BUSY_EXIT_CODE, TrialBusyError,
+} from '../experiment/index.js';
 import { parseInteger, searchCommand } from './search.js';
 import { trainCommand } from './train.js';
 
@@ -81,7 +83,7 @@ function trialCommand(): Command {
         });
       } catch (error) {
         process.stderr.write(`pcdarts experiment trial: ${oneLine(error)}\n`);
-        process.exitCode = error instanceof RunInputError ? 2 : 1;
+        process.exitCode = error instanceof RunInputError ? 2 : error instanceof TrialBusyError ? TRIAL_BUSY_EXIT_CODE : 1;
       } finally {
         clearInterval(watch);
         stop.dispose();

@@ -206,6 +206,14 @@ function lockIsStale(path: string): boolean {
 
 export interface TrialLock { release(): void }
 
+/** Another live process held the trial for longer than the wait: try again later (exit status 75, EX_TEMPFAIL). */
+export class TrialBusyError extends Error {
+  override readonly name = 'TrialBusyError';
+}
+
+/** The exit status of `experiment trial` when the trial stayed busy: transient, retried. */
+export const TRIAL_BUSY_EXIT_CODE = 75;
+
 /**
  * Takes DIR/trials/<id>/lock, waiting (up to `waitMs`) while another live process holds it
  * (e.g. the child of a killed runner that is still writing its checkpoint). A lock of a dead
@@ -233,7 +241,7 @@ export async function acquireTrialLock(dir: string, id: string, waitMs = 10 * 60
           const c = readJson(path) as LockContent;
           holder = `process ${c.pid} on ${c.host}`;
         } catch { /* unreadable: say so generically */ }
-        throw new RunInputError(`${path}: trial ${id} is being run by ${holder}`);
+        throw new TrialBusyError(`${path}: trial ${id} is being run by ${holder}; try again once it has stopped`);
       }
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
