@@ -13,7 +13,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 
 import { type Genotype, parseGenotypeJSON } from '../darts/genotype.js';
-import { oneLine, RunInputError } from '../run/errors.js';
+import { NON_FINITE_EXIT_CODE, NonFiniteError, oneLine, RunInputError } from '../run/errors.js';
 import { isRunDirectory } from '../run/run-dir.js';
 import { GENOTYPE_FILE, type SearchConfig, SearchRun, type SearchRuntime } from '../run/search.js';
 import { StopRequest, type StopSignal, SIGNAL_EXIT_CODES } from '../run/signals.js';
@@ -57,7 +57,7 @@ export type PhaseExit = number;
 
 function exitCodeOf(error: unknown): number {
   if (error instanceof RunInputError) return 2;
-  if (error instanceof Error && /non.?finite/i.test(`${error.name} ${error.constructor.name}`)) return 3;
+  if (error instanceof NonFiniteError) return NON_FINITE_EXIT_CODE;
   return 1;
 }
 
