@@ -27,7 +27,7 @@ export const TRIALS_DIR = 'trials';
 export const TRIAL_FILE = 'trial.json';
 export const TEST_FILE = 'test.json';
 export const RESULTS_FILE = 'results.json';
-export const LOCK_FILE = 'lock';
+export const TRIAL_LOCK_FILE = 'lock';
 
 /** The run directory of a phase. */
 export const PHASE_RUN_DIR: Readonly<Record<TrialPhase, string>> = { search: 'search', retrain: 'train' };
@@ -220,7 +220,7 @@ export const TRIAL_BUSY_EXIT_CODE = 75;
  * process on this host, or one untouched for LOCK_STALE_MS, is taken over.
  */
 export async function acquireTrialLock(dir: string, id: string, waitMs = 10 * 60_000): Promise<TrialLock> {
-  const path = join(trialDir(dir, id), LOCK_FILE);
+  const path = join(trialDir(dir, id), TRIAL_LOCK_FILE);
   const deadline = Date.now() + waitMs;
   for (;;) {
     try {
