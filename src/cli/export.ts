@@ -10,7 +10,7 @@ import { existsSync, statSync } from 'node:fs';
 import { Command, Option } from 'commander';
 
 import { DATASET_NAMES, type DatasetName, oneLine, RunInputError, useBackend } from '../index.js';
-import { EXPORT_FORMATS, exportModel, type ExportModelResult, inputDescription, ONNX_OPSET } from '../export/index.js';
+import { EXPORT_FORMATS, exportModel, type ExportModelResult, exportWeb, inputDescription, ONNX_OPSET, type WebExportResult } from '../export/index.js';
 import { parseInteger } from './search.js';
 import { genotypeArgument } from './train.js';
 
@@ -30,10 +30,10 @@ interface ExportOptions {
 
 export function exportCommand(): Command {
   return new Command('export')
-    .description('write a trained network as ONNX (inference) or as a PyTorch state dict (safetensors, the authors\' keys)')
+    .description('write a trained network as ONNX (inference), as a PyTorch state dict (safetensors, the authors\' keys), or as a one-page classifier (web)')
     .argument('[source]', 'a train run directory (its best model with --valid-portion, else its last checkpoint), or a weights file')
-    .addOption(new Option('--format <name>', `what to write: ${EXPORT_FORMATS.join(' or ')}`).default('onnx'))
-    .addOption(new Option('--out <file>', 'the file to write (default: model.onnx or model.safetensors in the run directory; in the working directory for a weights file)'))
+    .addOption(new Option('--format <name>', `what to write: ${EXPORT_FORMATS.join(', ')} (web: a static page folder running the ONNX model with onnxruntime-web)`).default('onnx'))
+    .addOption(new Option('--out <path>', 'the file to write (default: model.onnx or model.safetensors in the run directory; in the working directory for a weights file); with --format web the folder (default: web/ there)'))
     .addOption(new Option('--run <dir>', 'the train run directory (the same as the first argument)'))
     .addOption(new Option('--checkpoint <file>', 'a weights file (.safetensors): a run\'s best model or checkpoint, a pcdarts export, or a PyTorch state dict'))
     .addOption(new Option('--last', 'with a run directory: export the last checkpoint even when a best model exists'))
@@ -43,8 +43,8 @@ export function exportCommand(): Command {
     .addOption(new Option('--dataset <name>', 'the dataset the weights were trained on (class names, image size, normalisation), when nothing recorded it').choices([...DATASET_NAMES]))
     .addOption(new Option('--data <dir>', 'dataset directory for --dataset'))
     .addOption(new Option('--threads <n>', 'kernel threads (default: all cores, or PCDARTS_THREADS)').argParser(parseInteger))
-    .action((sourceArgument: string | undefined, options: ExportOptions) => {
-      process.exitCode = runExportCommand(sourceArgument, options);
+    .action(async (sourceArgument: string | undefined, options: ExportOptions) => {
+      process.exitCode = await runExportCommand(sourceArgument, options);
     });
 }
 
@@ -67,7 +67,16 @@ function summary(result: ExportModelResult): string {
   return `${lines.join('\n')}\n`;
 }
 
-function runExportCommand(sourceArgument: string | undefined, options: ExportOptions): number {
+function webSummary(result: WebExportResult): string {
+  const d = result.description;
+  return [
+    `export: wrote ${result.out}/ (one-page classifier, ${result.files.length} files, ${megabytes(result.bytes)}): ${d.network} C ${d.initChannels}, ${d.layers} cells, ${d.classes} classes, from ${result.weights}; onnxruntime-web ${result.ortVersion}`,
+    `next: open ${result.out}/index.html in a browser (it works from the file, offline), or serve ${result.out}/ with any static server`,
+    '',
+  ].join('\n');
+}
+
+async function runExportCommand(sourceArgument: string | undefined, options: ExportOptions): Promise<number> {
   const err = (line: string): void => { process.stderr.write(`pcdarts export: ${line}\n`); };
   try {
     let { run, checkpoint } = options;
@@ -85,6 +94,18 @@ function runExportCommand(sourceArgument: string | undefined, options: ExportOpt
       if (value !== undefined && value < 1) throw new RunInputError(`${flag}: expected an integer >= 1, got ${value}`);
     }
     useBackend(options.threads ?? null);
+    if (options.format === 'web') {
+      const web = await exportWeb({
+        run, checkpoint, last: options.last ?? false, out: options.out,
+        genotype: options.genotype === undefined ? undefined : genotypeArgument(options.genotype),
+        initChannels: options.initChannels, layers: options.layers, dataset: options.dataset, data: options.data,
+      });
+      if (web.unfinished !== null) {
+        err(`note: ${run} has not finished (epoch ${web.unfinished.epoch + 1} of ${web.unfinished.epochs} in progress): exported its ${web.weights.endsWith('.safetensors') ? 'best model so far' : 'last checkpoint'}`);
+      }
+      process.stdout.write(webSummary(web));
+      return 0;
+    }
     const result = exportModel({
       run, checkpoint, last: options.last ?? false, format: options.format, out: options.out,
       genotype: options.genotype === undefined ? undefined : genotypeArgument(options.genotype),

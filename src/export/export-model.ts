@@ -39,11 +39,12 @@ import {
 import { exportOnnx } from './onnx.js';
 import { exportPytorch } from './pytorch.js';
 
-export const EXPORT_FORMATS = ['onnx', 'pytorch'] as const;
+/** What `pcdarts export --format` writes: a file (exportModel) or, for 'web', a page folder (web.ts exportWeb). */
+export const EXPORT_FORMATS = ['onnx', 'pytorch', 'web'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 /** File name an export gets in a run directory when --out is not given. */
-export const DEFAULT_EXPORT_FILES: Readonly<Record<ExportFormat, string>> = { onnx: 'model.onnx', pytorch: 'model.safetensors' };
+export const DEFAULT_EXPORT_FILES: Readonly<Record<ExportFormat, string>> = { onnx: 'model.onnx', pytorch: 'model.safetensors', web: 'web' };
 
 /** Files of a run directory an export must never replace. */
 const RUN_FILES = new Set([CONFIG_FILE, LOG_FILE, BEST_MODEL_FILE, 'genotype.json', 'genotypes.jsonl', 'report.html']);
@@ -254,6 +255,7 @@ export function exportModel(options: ExportModelOptions): ExportModelResult {
   if (!(EXPORT_FORMATS as readonly string[]).includes(format)) {
     throw new RunInputError(`--format ${options.format}: unknown format, expected one of ${EXPORT_FORMATS.join(', ')}`);
   }
+  if (format === 'web') throw new Error('exportModel: --format web writes a folder: call exportWeb');
   if ((options.run === undefined) === (options.checkpoint === undefined)) {
     throw new RunInputError('give either a train run directory (pcdarts export RUN_DIR) or a weights file (--checkpoint FILE)');
   }
@@ -285,7 +287,10 @@ export function exportModel(options: ExportModelOptions): ExportModelResult {
 }
 
 /** Where a model to run comes from (pcdarts predict, the web page): a train run directory or a weights file. */
-export type ModelSourceOptions = Omit<ExportModelOptions, 'format' | 'out'>;
+export type ModelSourceOptions = Omit<ExportModelOptions, 'format' | 'out'> & {
+  /** How messages name a weights file (default 'weights file'; export says '--checkpoint'). */
+  checkpointFlag?: string;
+};
 
 /** A trained network's weights, architecture and description, resolved and checked. */
 export interface TrainedModel {
@@ -305,7 +310,7 @@ export function resolveTrainedModel(options: ModelSourceOptions): TrainedModel {
   if (options.run !== undefined) {
     source = runWeights(options.run, options.last ?? false);
   } else {
-    const { tensors, metadata } = readWeightsFile(options.checkpoint!, 'weights file');
+    const { tensors, metadata } = readWeightsFile(options.checkpoint!, options.checkpointFlag ?? 'weights file');
     source = { weights: options.checkpoint!, tensors, metadata, runDir: enclosingTrainRun(options.checkpoint!), unfinished: null };
   }
   return { source, ...describeWeights(source, options, false) };

@@ -9,3 +9,5 @@ export * from './pytorch.js';
 export * from './export-model.js';
 export * from './image-input.js';
 export * from './predict.js';
+export * from './web.js';
+export type { WebModelInfo } from './web-client.js';

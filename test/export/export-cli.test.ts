@@ -191,7 +191,7 @@ describe('pcdarts export: bad input is one line, exit 2, nothing written, the ru
   });
 
   it('an unknown format', async () => {
-    assertBadInput(await pcdarts('export', run, '--format', 'tflite', '--out', join(outputs, 'm.tflite')), /^pcdarts export: --format tflite: unknown format, expected one of onnx, pytorch$/);
+    assertBadInput(await pcdarts('export', run, '--format', 'tflite', '--out', join(outputs, 'm.tflite')), /^pcdarts export: --format tflite: unknown format, expected one of onnx, pytorch, web$/);
   });
 
   it('an output path that cannot be written: a missing folder, a directory, a file as folder, a run\'s own file', async () => {
