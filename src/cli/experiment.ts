@@ -13,6 +13,7 @@ import type { SearchConfig, SearchRuntime, TrainConfig, TrainRuntime } from '../
 import {
   type PhaseConfigs, runExperiment, type RunnerEvent, runTrialPhase, type Trial, TRIAL_BUSY_EXIT_CODE, TrialBusyError,
 } from '../experiment/index.js';
+import { addQueueOptions, runQueuedExperiment, statusCommand } from './experiment-queue.js';
 import { parseInteger, searchCommand } from './search.js';
 import { trainCommand } from './train.js';
 
@@ -141,12 +142,21 @@ class ExperimentProgress {
 const round = (v: number): number => Math.round(v * 10) / 10;
 
 function runCommand(): Command {
-  return new Command('run')
+  return addQueueOptions(new Command('run'))
     .description('run every trial of an experiment spec (search, then retraining of its genotype); rerun the same command to continue')
     .argument('<spec>', 'experiment spec (JSON), e.g. experiments/quick.json')
     .addOption(new Option('--out <dir>', 'experiment directory (created, or continued when it holds this spec\'s trials)').makeOptionMandatory())
     .addOption(new Option('--parallel <n>', 'trials at once, as child processes sharing the cores (threads = cores / N)').argParser(parseInteger).default(1))
-    .action(async (spec: string, options: { out: string; parallel: number }) => {
+    .action(async (spec: string, options: { out: string; parallel: number; queue?: string; detach?: boolean }, self: Command) => {
+      if (options.queue !== undefined) {
+        process.exitCode = await runQueuedExperiment(spec, { ...options, queue: options.queue, parallelGiven: self.getOptionValueSource('parallel') === 'cli' });
+        return;
+      }
+      if (options.detach) {
+        process.stderr.write('pcdarts experiment run: --detach needs --queue (a local run stops with this process)\n');
+        process.exitCode = 2;
+        return;
+      }
       const progress = new ExperimentProgress(process.stderr);
       const stopRequest = new StopRequest();
       const handlers = installStopHandlers({
@@ -204,6 +214,7 @@ export function experimentCommand(): Command {
     },
   });
   command.addCommand(configure(runCommand()));
+  command.addCommand(configure(statusCommand()));
   command.addCommand(configure(trialCommand()), { hidden: true });
   return command;
 }
