@@ -38,6 +38,7 @@ function formatEvent(event: WorkerEvent): string | null {
     case 'requeued': return `${event.job}: back to waiting (${event.reason})`;
     case 'stalled': return `${event.job}: its worker stopped renewing the lock; back to waiting`;
     case 'connection': return `queue: ${event.message}`;
+    case 'missing-dir': return `${event.job}: ${event.dir}: no such experiment directory on this machine (is the shared storage mounted at the same path?); job handed back to the queue`;
   }
 }
 

@@ -28,7 +28,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-import { type Job, UnrecoverableError, WaitingError, Worker, type WorkerOptions } from 'bullmq';
+import { DelayedError, type Job, UnrecoverableError, WaitingError, Worker, type WorkerOptions } from 'bullmq';
 
 import { writeFileAtomic } from '../run/files.js';
 import { connectionOptions, type QueueAddress } from './connection.js';
@@ -39,6 +39,8 @@ export const DEFAULT_STALLED_INTERVAL_MS = 2000;
 /** A job whose worker died this many times in a row is failed (BullMQ's maxStalledCount). */
 export const DEFAULT_MAX_STALLED = 5;
 export const DEFAULT_ATTEMPTS = 3;
+/** A job whose experiment directory this machine cannot see goes back to the queue for this long. */
+export const MISSING_DIR_DELAY_MS = 10_000;
 /** Retry delays: 2 s, 4 s, 8 s, ... at most one minute. */
 export const BACKOFF_BASE_MS = 2000;
 export const BACKOFF_MAX_MS = 60_000;
@@ -77,7 +79,8 @@ export type WorkerEvent =
   | { type: 'failed'; job: string; error: string; exitCode: number; permanent: boolean; willRetry: boolean }
   | { type: 'requeued'; job: string; reason: string }
   | { type: 'stalled'; job: string }
-  | { type: 'connection'; message: string };
+  | { type: 'connection'; message: string }
+  | { type: 'missing-dir'; job: string; dir: string };
 
 export interface TrialWorkerOptions {
   address: QueueAddress;
@@ -205,6 +208,14 @@ export class TrialWorker {
     const id = job.id!;
     if (!validData(job.data)) throw new UnrecoverableError(`job ${id}: data is not a pcdarts trial job`);
     const data = job.data;
+    if (!existsSync(join(data.dir, 'trials', data.trialId)) && token !== undefined) {
+      // This machine does not see the experiment directory (shared storage not mounted, or at
+      // another path): the job is fine, this worker is not. Hand it back for another worker,
+      // without using an attempt, instead of failing the trial.
+      await job.moveToDelayed(Date.now() + MISSING_DIR_DELAY_MS, token);
+      this.emit({ type: 'missing-dir', job: id, dir: data.dir });
+      throw new DelayedError();
+    }
     const attempt = job.attemptsMade + 1;
     const startedAt = new Date();
     const base: TrialJobProgress = { phase: data.phase, worker: this.name, attempt, startedAt: startedAt.toISOString(), updatedAt: startedAt.toISOString() };

@@ -122,7 +122,7 @@ describe('pcdarts experiment run --queue', () => {
     assert.match(table.stdout, /3 trials \(2 done, 1 failed\); queue redis:\/\/127\.0\.0\.1:\d+/);
   });
 
-  it('bad input: an unreachable queue and --detach without --queue are one-line errors, nothing created', async () => {
+  it('bad input: an unreachable queue and --detach without --queue are one-line errors, nothing created; status without its queue reads the directory', async () => {
     const port = await freePort();
     const fresh = join(root, 'never');
     const unreachable = await pcdarts('experiment', 'run', spec, '--out', fresh, '--queue', `redis://127.0.0.1:${port}`);
@@ -132,6 +132,11 @@ describe('pcdarts experiment run --queue', () => {
     assert.equal(detached.code, 2);
     assert.match(detached.stderr.trim(), /^pcdarts experiment run: --detach needs --queue/);
     assert.throws(() => readFileSync(join(fresh, 'spec.json')), /ENOENT/);
+    // With its queue down, status still reads the directory, and says so.
+    await redis.stop();
+    const offline = await pcdarts('experiment', 'status', queued);
+    assert.equal(offline.code, 0, offline.stderr);
+    assert.match(offline.stdout, /3 trials \(2 done, 1 failed\); queue \(.*queue\.json\) redis:\/\/127\.0\.0\.1:\d+: cannot reach Redis \(connection refused.*\); states from the directory only/);
     const worker = await pcdarts('worker', '--queue', 'localhost:6379');
     assert.equal(worker.code, 2);
     assert.match(worker.stderr.trim(), /^pcdarts worker: --queue 'localhost:6379': .*expected redis:\/\/HOST:PORT\[\/DB\]$/);

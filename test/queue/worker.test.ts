@@ -6,7 +6,7 @@
  * real entry runs in experiment-cli.test.ts.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -144,6 +144,27 @@ describe('queue: workers on a real redis-server', { concurrency: false }, () => 
     assert.deepEqual([brokenStatus.state, brokenStatus.exitCode, brokenStatus.attempts], ['failed', 1, 2]);
     assert.match(brokenStatus.error, /retrain of trial broken exited with status 1: pcdarts: fake failure 1 \(start 2\)/);
     assert.match(state('broken', 'retrain').failedReason!, /attempt 2 of 2/);
+  });
+
+  test('a worker that cannot see the experiment directory hands the job back without using an attempt', async () => {
+    const dir = join(root, 'elsewhere');
+    const trial: FakeTrial = { id: 'm1', epochs: 2, msPerEpoch: 10, random: true };
+    const address = parseQueueUrl(redis.url);
+    mkdirSync(dir, { recursive: true });
+    const { experiment } = await enqueueTrials(address, dir, toEnqueue([trial]));
+    const blind = worker();
+    await waitFor(() => blind.events.some((e) => e.type === 'missing-dir'), 'the missing directory');
+    const [handedBack] = await readJobStates(address, experiment, toEnqueue([trial]));
+    assert.deepEqual([handedBack.state, handedBack.attemptsMade], ['delayed', 0]);
+    await stopWorkers([blind]);
+    // Once the directory is there (the storage mounted), the trial runs.
+    writeFakeTrials(dir, [trial]);
+    const queue = new Queue(QUEUE_NAME, { connection: connectionOptions(address) });
+    await (await queue.getJob(handedBack.jobId))!.promote();
+    await queue.close();
+    worker();
+    const [done] = await waitForTrials(address, dir, experiment, toEnqueue([trial]), { pollMs: 100 });
+    assert.equal(done.state, 'completed');
   });
 
   test('a SIGKILLed worker: its child stops at a checkpoint, another worker resumes the trial to the same result, never two at once', async () => {
