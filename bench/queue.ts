@@ -7,17 +7,18 @@
  * trial: a real worker adds one child process per job (about 50 ms of node start-up, against
  * minutes of trial).
  *
- * Two phases, each with its own experiment key:
- *  - burst: all trials enqueued at once; trials/s = trials / (first enqueue -> last retrain
- *    completed), the rate the coordination sustains with a full queue;
+ * Phases, each with its own experiment key:
+ *  - enqueue: all trials added with no worker running (TrialQueue.addTrials), trials/s;
+ *  - drain: the workers start and empty the full queue; trials/s = trials / (first job start
+ *    -> last retrain completed): the rate the coordination itself sustains;
  *  - paced: trials enqueued one by one at --rate trials/s (default 200, the target); the
  *    enqueue-to-start latency of each job (search: from its enqueue; retrain: from its search
- *    completing, when it became ready), median and p99.
+ *    completing, when it became ready), median, p99 and max.
  * Reference measured in the same run: the median round trip of a Redis PING.
  * Targets: >= 200 trials/s, p99 < 100 ms.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -75,7 +76,30 @@ function percentile(values: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
-interface WorkerHandle { records: JobRecord[]; stop: () => Promise<void> }
+interface WorkerHandle { records: JobRecord[]; pids: number[]; stop: () => Promise<void> }
+
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** CPU seconds (user + system) a process has used so far, from /proc (null where there is none). */
+function processCpuSecondsOf(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
+}
+
+function cpuOf(pids: readonly number[]): number | null {
+  let total = 0;
+  for (const pid of pids) {
+    const s = processCpuSecondsOf(pid);
+    if (s === null) return null;
+    total += s;
+  }
+  return total;
+}
 
 async function startWorkers(url: string, count: number, concurrency: number): Promise<WorkerHandle> {
   const records: JobRecord[] = [];
@@ -97,6 +121,7 @@ async function startWorkers(url: string, count: number, concurrency: number): Pr
   })));
   return {
     records,
+    pids: children.map((child) => child.pid!),
     stop: async () => {
       await Promise.all(children.map((child) => new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();
@@ -166,17 +191,19 @@ export async function run(args: readonly string[]): Promise<void> {
     client.disconnect();
     const pingMs = median(pings);
 
+    // Enqueue alone (no worker yet), then the drain of a full queue by the workers.
+    const enqueueStart = performance.now();
+    await queue.addTrials(dir, 'burst', trialsOf('b', trials));
+    const enqueueSeconds = (performance.now() - enqueueStart) / 1000;
     handle = await startWorkers(redis.url, workers, concurrency);
     const records = handle.records;
-
-    // Burst: everything at once.
-    const burstStart = performance.timeOrigin + performance.now();
-    await queue.addTrials(dir, 'burst', trialsOf('b', trials));
-    const enqueuedAt = performance.timeOrigin + performance.now();
-    await until(() => records.filter((r) => r.trial.startsWith('b')).length === 2 * trials, 600_000, 'the burst');
-    const burstEnd = Math.max(...records.filter((r) => r.trial.startsWith('b')).map((r) => r.completedAt));
-    const burstSeconds = (burstEnd - burstStart) / 1000;
-    const burst = latencies(records, 'b');
+    const redisCpuBefore = cpuOf([redis.pid!]);
+    const workersCpuBefore = cpuOf(handle.pids);
+    await until(() => records.filter((r) => r.trial.startsWith('b')).length === 2 * trials, 600_000, 'the drain');
+    const redisCpu = redisCpuBefore === null ? null : cpuOf([redis.pid!])! - redisCpuBefore;
+    const workersCpu = workersCpuBefore === null ? null : cpuOf(handle.pids)! - workersCpuBefore;
+    const drained = records.filter((r) => r.trial.startsWith('b'));
+    const drainSeconds = (Math.max(...drained.map((r) => r.completedAt)) - Math.min(...drained.map((r) => r.startedAt))) / 1000;
 
     // Paced: one trial every 1/rate s, on a schedule (a late enqueue does not shift the next).
     const paced = trialsOf('p', trials);
@@ -192,22 +219,40 @@ export async function run(args: readonly string[]): Promise<void> {
     const pacedLatency = latencies(records, 'p');
 
     const fmt = (ms: number): string => `${ms.toFixed(1)} ms`;
-    const all = (l: { search: number[]; retrain: number[] }): number[] => [...l.search, ...l.retrain];
-    const row = (name: string, seconds: number, l: { search: number[]; retrain: number[] }): string[] => [
-      name, `${(trials / seconds).toFixed(0)}`, seconds.toFixed(2), fmt(median(all(l))), fmt(percentile(all(l), 99)), fmt(percentile(l.search, 99)), fmt(percentile(l.retrain, 99)),
-    ];
+    const all = [...pacedLatency.search, ...pacedLatency.retrain];
     console.log('');
     console.log(formatTable(
-      ['phase', 'trials/s', 'seconds', 'start latency median', 'p99', 'p99 search', 'p99 retrain'],
-      [row('burst (all enqueued at once)', burstSeconds, burst), row(`paced (${rate} trials/s offered)`, pacedSeconds, pacedLatency)],
-      ['left', 'right', 'right', 'right', 'right', 'right', 'right'],
+      ['what', 'trials', 'seconds', 'trials/s', 'jobs/s'],
+      [
+        ['enqueue (TrialQueue.addTrials, no worker running)', String(trials), enqueueSeconds.toFixed(2), (trials / enqueueSeconds).toFixed(0), (2 * trials / enqueueSeconds).toFixed(0)],
+        [`drain of the full queue by ${workers} workers (first start -> last completion)`, String(trials), drainSeconds.toFixed(2), (trials / drainSeconds).toFixed(0), (2 * trials / drainSeconds).toFixed(0)],
+        [`paced: ${rate} trials/s offered (first enqueue -> last completion)`, String(trials), pacedSeconds.toFixed(2), (trials / pacedSeconds).toFixed(0), (2 * trials / pacedSeconds).toFixed(0)],
+      ],
+      ['left', 'right', 'right', 'right', 'right'],
     ));
     console.log('');
-    console.log(`enqueueing ${trials} trials alone (TrialQueue.addTrials, one flow after the other): ${((enqueuedAt - burstStart) / 1000).toFixed(2)} s, ${(trials / ((enqueuedAt - burstStart) / 1000)).toFixed(0)} trials/s`);
-    console.log(`reference: Redis PING round trip median ${pingMs.toFixed(3)} ms; paced start latency median = ${(median(all(pacedLatency)) / pingMs).toFixed(1)} PINGs`);
-    const throughput = trials / burstSeconds;
-    const p99 = percentile(all(pacedLatency), 99);
-    console.log(`target >= ${TARGET_TRIALS_PER_S} trials/s: ${throughput >= TARGET_TRIALS_PER_S ? 'met' : 'NOT met'} (${throughput.toFixed(0)}); target p99 < ${TARGET_P99_MS} ms at ${rate} trials/s: ${p99 < TARGET_P99_MS ? 'met' : 'NOT met'} (${fmt(p99)})`);
+    console.log(formatTable(
+      ['enqueue-to-start latency, paced', 'jobs', 'median', 'p99', 'max'],
+      [
+        ['search (from its enqueue)', String(pacedLatency.search.length), fmt(median(pacedLatency.search)), fmt(percentile(pacedLatency.search, 99)), fmt(Math.max(...pacedLatency.search))],
+        ['retrain (from its search completing)', String(pacedLatency.retrain.length), fmt(median(pacedLatency.retrain)), fmt(percentile(pacedLatency.retrain, 99)), fmt(Math.max(...pacedLatency.retrain))],
+        ['all jobs', String(all.length), fmt(median(all)), fmt(percentile(all, 99)), fmt(Math.max(...all))],
+      ],
+      ['left', 'right', 'right', 'right', 'right'],
+    ));
+    console.log('');
+    if (redisCpu !== null && workersCpu !== null) {
+      // On a machine this busy the wall-clock rate is what the CPU we got allows; the CPU cost per
+      // trial says what the coordination needs: Redis runs its scripts on one thread, so
+      // 1 / (its CPU per trial) bounds the trials/s it can carry whatever the number of workers.
+      const redisMs = (1000 * redisCpu) / trials;
+      const workersMs = (1000 * workersCpu) / trials;
+      console.log(`CPU per trial during the drain: redis-server ${redisMs.toFixed(2)} ms, the ${workers} workers ${workersMs.toFixed(2)} ms together; Redis's one thread alone could carry ${(1000 / redisMs).toFixed(0)} trials/s, the whole coordination ${(1000 / (redisMs + workersMs)).toFixed(0)} trials/s per core of CPU it gets`);
+    }
+    console.log(`reference: Redis PING round trip median ${pingMs.toFixed(3)} ms (paced start latency median = ${(median(all) / pingMs).toFixed(1)} PINGs)`);
+    const throughput = trials / drainSeconds;
+    const p99 = percentile(all, 99);
+    console.log(`target >= ${TARGET_TRIALS_PER_S} trials/s: ${throughput >= TARGET_TRIALS_PER_S ? 'met' : 'NOT met'} (${throughput.toFixed(0)} draining a full queue); target p99 < ${TARGET_P99_MS} ms: ${p99 < TARGET_P99_MS ? 'met' : 'NOT met'} (${fmt(p99)} at ${rate} trials/s offered)`);
   } finally {
     await handle?.stop();
     await queue.close();

@@ -83,6 +83,11 @@ export class RedisServer {
     return `redis://${REDIS_HOST}:${this.port}`;
   }
 
+  /** The server's process id (null while stopped). */
+  get pid(): number | null {
+    return this.process?.pid ?? null;
+  }
+
   get running(): boolean {
     return this.process !== null;
   }
