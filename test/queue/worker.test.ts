@@ -192,7 +192,8 @@ describe('queue: workers on a real redis-server', { concurrency: false }, () => 
     assert.ok(neverOverlapped(records), JSON.stringify(records));
     assert.deepEqual(records.map((r) => r.event), ['start', 'end 143', 'start', 'end 0'], 'the orphan stopped at a checkpoint when its worker died, the rescuer resumed');
     const pickedUp = records[2].at - killedAt;
-    assert.ok(pickedUp < 10_000, `picked up again ${pickedUp} ms after the kill`);
+    // 6 s lock + 2 s stalled check, and slack for a loaded machine.
+    assert.ok(pickedUp < 12_000, `picked up again ${pickedUp} ms after the kill`);
     const resumedAt = rescuer.events.find((e) => e.type === 'progress')!;
     assert.ok(resumedAt.type === 'progress' && (resumedAt.progress.epoch ?? 0) > 5, 'the rescuer resumed from the checkpoint, not from epoch 1');
   });
