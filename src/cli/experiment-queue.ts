@@ -97,7 +97,7 @@ export async function runQueuedExperiment(specFile: string, options: { out: stri
       onPoll: (polled) => {
         for (const state of polled) {
           const words = state.state === 'active'
-            ? `${state.phase} running on ${state.worker ?? '?'} (attempt ${state.attemptsStarted})${state.progress?.epoch !== undefined ? ` epoch ${state.progress.epoch}` : ''}`
+            ? `${state.phase} running on ${state.worker ?? '?'} (start ${state.attemptsStarted})${state.progress?.epoch !== undefined ? ` epoch ${state.progress.epoch}` : ''}`
             : state.state === 'failed' ? (/^child .* failed$/.test(state.failedReason ?? '') ? `${state.phase} not run (an earlier phase failed)` : `${state.phase} FAILED: ${state.failedReason ?? 'no reason recorded'}`)
               : state.state === 'completed' ? `${state.phase} done` : state.state === 'delayed' ? `${state.phase} to be retried` : null;
           if (words === null || seen.get(state.jobId) === words) continue;

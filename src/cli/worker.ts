@@ -24,10 +24,11 @@ function positive(value: string): number {
 
 function formatEvent(event: WorkerEvent): string | null {
   switch (event.type) {
-    case 'start': return `${event.job}: started (attempt ${event.attempt})`;
+    case 'start': return `${event.job}: started (attempt ${event.attempt} of ${event.attempts}${event.starts > event.attempt ? `; start ${event.starts}: a worker running it before died or stopped` : ''})`;
     case 'progress': {
       const p = event.progress;
-      if (p.epoch === undefined) return null;
+      // One line per epoch (the entry also reports steps, about once a second).
+      if (p.epoch === undefined || !event.epochEnd) return null;
       const parts = [`${event.job}: epoch ${p.epoch}${p.epochs !== undefined ? `/${p.epochs}` : ''}`];
       if (p.loss !== undefined) parts.push(`loss ${p.loss.toFixed(4)}`);
       if (p.accuracy !== undefined) parts.push(`accuracy ${p.accuracy.toFixed(4)}`);

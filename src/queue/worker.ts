@@ -73,8 +73,8 @@ export interface TrialJobProgress {
 }
 
 export type WorkerEvent =
-  | { type: 'start'; job: string; trialId: string; phase: Phase; attempt: number }
-  | { type: 'progress'; job: string; progress: TrialJobProgress }
+  | { type: 'start'; job: string; trialId: string; phase: Phase; attempt: number; attempts: number; starts: number }
+  | { type: 'progress'; job: string; progress: TrialJobProgress; epochEnd: boolean }
   | { type: 'done'; job: string; seconds: number }
   | { type: 'failed'; job: string; error: string; exitCode: number; permanent: boolean; willRetry: boolean }
   | { type: 'requeued'; job: string; reason: string }
@@ -220,7 +220,7 @@ export class TrialWorker {
     const startedAt = new Date();
     const base: TrialJobProgress = { phase: data.phase, worker: this.name, attempt, startedAt: startedAt.toISOString(), updatedAt: startedAt.toISOString() };
     await job.updateProgress(base as unknown as object);
-    this.emit({ type: 'start', job: id, trialId: data.trialId, phase: data.phase, attempt });
+    this.emit({ type: 'start', job: id, trialId: data.trialId, phase: data.phase, attempt, attempts: this.attempts, starts: Math.max(attempt, job.attemptsStarted) });
 
     const args = [...process.execArgv, ...this.entry, data.dir, data.trialId, '--phase', data.phase, ...(this.threads !== undefined ? ['--threads', String(this.threads)] : [])];
     // Its own process group: a Ctrl-C at the worker's terminal reaches the worker only, which
@@ -278,7 +278,7 @@ export class TrialWorker {
         }
       }
       pending = progress;
-      this.emit({ type: 'progress', job: id, progress });
+      this.emit({ type: 'progress', job: id, progress, epochEnd: message.end !== false });
       flush();
     });
 

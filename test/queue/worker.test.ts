@@ -194,6 +194,8 @@ describe('queue: workers on a real redis-server', { concurrency: false }, () => 
     const pickedUp = records[2].at - killedAt;
     // 6 s lock + 2 s stalled check, and slack for a loaded machine.
     assert.ok(pickedUp < 12_000, `picked up again ${pickedUp} ms after the kill`);
+    const restart = rescuer.events.find((e) => e.type === 'start')!;
+    assert.ok(restart.type === 'start' && restart.attempt === 1 && restart.starts === 2, JSON.stringify(restart));
     const resumedAt = rescuer.events.find((e) => e.type === 'progress')!;
     assert.ok(resumedAt.type === 'progress' && (resumedAt.progress.epoch ?? 0) > 5, 'the rescuer resumed from the checkpoint, not from epoch 1');
   });
