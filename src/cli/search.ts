@@ -68,7 +68,7 @@ export function searchCommand(): Command {
     .addOption(new Option('--arch-weight-decay <x>', `architecture weight decay ${r('archWeightDecay')}`).argParser(parseNumber))
     .addOption(new Option('--arch-grad-clip <x>', `clip the architecture gradients' global norm before the Adam step ${r('archGradClip')}`).argParser(parseNumber))
     .addOption(new Option('--no-arch-grad-clip', 'do not clip the architecture gradients'))
-    .addOption(new Option('--order <n>', 'architecture step: 1 first order (PC-DARTS, DARTS v1), 2 the unrolled second order of DARTS v2, about 3x slower per step (default: 1)').argParser(parseInteger))
+    .addOption(new Option('--order <n>', 'architecture step: 1 first order (PC-DARTS, DARTS v1), 2 the unrolled second order of DARTS v2, about 2.7x the time per step (default: 1)').argParser(parseInteger))
     .addOption(new Option('--epochs <n>', `search epochs ${r('epochs')}`).argParser(parseInteger))
     .addOption(new Option('--warmup-epochs <n>', `epochs before architecture steps begin ${r('warmupEpochs')}`).argParser(parseInteger))
     .addOption(new Option('--init-channels <n>', 'initial channels C').argParser(parseInteger).default(d.initChannels))

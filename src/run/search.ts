@@ -84,7 +84,7 @@ export interface SearchConfig {
   archGradClip: number | null;
   /**
    * The architecture step: 1 first order (PC-DARTS, DARTS v1), 2 the unrolled second-order
-   * step of DARTS v2 (src/darts/second-order-architect.ts; about 3x a first-order step's time).
+   * step of DARTS v2 (src/darts/second-order-architect.ts; about 2.7x a first-order step's time).
    */
   order: ArchitectOrder;
   epochs: number;
