@@ -62,6 +62,7 @@ export * from './run/data.js';
 export * from './run/epoch-run.js';
 export * from './run/search.js';
 export * from './run/train-settings.js';
+export * from './run/train-estimate.js';
 export * from './run/evaluate.js';
 export * from './run/train.js';
 export * from './run/test-model.js';

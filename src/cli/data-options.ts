@@ -6,6 +6,7 @@
 import { type Command, Option } from 'commander';
 
 import { DEFAULT_IMAGE_SIZE, DEFAULT_PREFETCH } from '../index.js';
+import { cappedThreads } from './common.js';
 import { parseInteger } from './search.js';
 
 /** Adds --image-size and --skip-bad-images (config), --data-workers and --prefetch (runtime). */
@@ -21,6 +22,6 @@ export function addImageFolderOptions(command: Command, options: { config: boole
 }
 
 /** The pipeline's runtime settings from parsed options. */
-export function imageFolderRuntime(options: Record<string, unknown>): { dataWorkers?: number; prefetch?: number } {
-  return { dataWorkers: options.dataWorkers as number | undefined, prefetch: options.prefetch as number | undefined };
+export function imageFolderRuntime(command: string, options: Record<string, unknown>): { dataWorkers?: number; prefetch?: number } {
+  return { dataWorkers: cappedThreads(command, options.dataWorkers as number | undefined, '--data-workers'), prefetch: options.prefetch as number | undefined };
 }

@@ -11,6 +11,7 @@ import { Command, Option } from 'commander';
 
 import { DATASET_NAMES, type DatasetName, oneLine, RunInputError, useBackend } from '../index.js';
 import { EXPORT_FORMATS, exportModel, type ExportModelResult, exportWeb, inputDescription, ONNX_OPSET, type WebExportResult } from '../export/index.js';
+import { cappedThreads, commandLine, reportFailure } from './common.js';
 import { parseInteger } from './search.js';
 import { genotypeArgument } from './train.js';
 
@@ -33,7 +34,7 @@ export function exportCommand(): Command {
     .description('write a trained network as ONNX (inference), as a PyTorch state dict (safetensors, the authors\' keys), or as a one-page classifier (web)')
     .argument('[source]', 'a train run directory (its best model with --valid-portion, else its last checkpoint), or a weights file')
     .addOption(new Option('--format <name>', `what to write: ${EXPORT_FORMATS.join(', ')} (web: a static page folder running the ONNX model with onnxruntime-web)`).default('onnx'))
-    .addOption(new Option('--out <path>', 'the file to write (default: model.onnx or model.safetensors in the run directory; in the working directory for a weights file); with --format web the folder (default: web/ there)'))
+    .addOption(new Option('-o, --out <path>', 'the file to write (default: model.onnx or model.safetensors in the run directory; in the working directory for a weights file); with --format web the folder (default: web/ there)'))
     .addOption(new Option('--run <dir>', 'the train run directory (the same as the first argument)'))
     .addOption(new Option('--checkpoint <file>', 'a weights file (.safetensors): a run\'s best model or checkpoint, a pcdarts export, or a PyTorch state dict'))
     .addOption(new Option('--last', 'with a run directory: export the last checkpoint even when a best model exists'))
@@ -62,7 +63,7 @@ function summary(result: ExportModelResult): string {
     lines.push(`input "input": ${inputDescription(d)} (mean ${JSON.stringify(d.mean)}, std ${JSON.stringify(d.std)}); output "logits" [N, ${d.classes}]`);
     lines.push('next: run it with onnxruntime (InferenceSession.create), as the README\'s Export section shows; its metadata holds the genotype, class names and normalisation');
   } else {
-    lines.push(`next: load it into the authors' ${d.network} with load_state_dict(strict=True) (README, Export), or continue training here: pcdarts train --init-from ${result.out} --genotype ${result.runDir ?? 'GENOTYPE'}`);
+    lines.push(`next: load it into the authors' ${d.network} with load_state_dict(strict=True) (README, Export), or continue training here: ${commandLine(['train', result.runDir ?? 'GENOTYPE', '--init-from', result.out])}`);
   }
   return `${lines.join('\n')}\n`;
 }
@@ -93,7 +94,7 @@ async function runExportCommand(sourceArgument: string | undefined, options: Exp
     for (const [flag, value] of [['--init-channels', options.initChannels], ['--layers', options.layers], ['--threads', options.threads]] as const) {
       if (value !== undefined && value < 1) throw new RunInputError(`${flag}: expected an integer >= 1, got ${value}`);
     }
-    useBackend(options.threads ?? null);
+    useBackend(cappedThreads('export', options.threads) ?? null);
     if (options.format === 'web') {
       const web = await exportWeb({
         run, checkpoint, last: options.last ?? false, out: options.out,
@@ -117,7 +118,6 @@ async function runExportCommand(sourceArgument: string | undefined, options: Exp
     process.stdout.write(summary(result));
     return 0;
   } catch (error) {
-    err(oneLine(error));
-    return error instanceof RunInputError ? 2 : 1;
+    return reportFailure('export', error);
   }
 }

@@ -6,14 +6,15 @@
 import { Command, Option } from 'commander';
 
 import {
-  INFO_DATASET_NAMES, type InfoDatasetName, NETWORK_KINDS, type NetworkInfo, networkInfo, type NetworkKind, oneLine, RunInputError,
+  INFO_DATASET_NAMES, type InfoDatasetName, NETWORK_KINDS, type NetworkInfo, networkInfo, type NetworkKind, readRunConfig, RunInputError,
   runNetworkDefaults,
 } from '../index.js';
+import { reportFailure } from './common.js';
 import { parseInteger } from './search.js';
 import { genotypeArgument } from './train.js';
 
 interface InfoOptions {
-  genotype: string;
+  genotype?: string;
   dataset?: InfoDatasetName;
   network?: NetworkKind;
   initChannels?: number;
@@ -39,35 +40,47 @@ export function formatNetworkInfo(genotype: string, info: NetworkInfo): string {
 
 export function infoCommand(): Command {
   return new Command('info')
-    .description('parameters (auxiliary head excluded) and multiply-adds of the network built from a genotype')
-    .requiredOption('--genotype <spec>', 'published name (PC_DARTS_cifar, ...), genotype file (.json or Python form) or run directory')
+    .description('parameters (auxiliary head excluded) and multiply-adds of the network built from a genotype; for a run directory, the network that run trains (a search run: the one `train RUN_DIR` trains by default)')
+    .argument('[genotype]', 'the same as --genotype')
+    .addOption(new Option('--genotype <spec>', 'published name (PC_DARTS_cifar, ...), genotype file (.json or Python form) or run directory'))
     .addOption(new Option('--dataset <name>', 'network and input: cifar10 (32x32, 3 channels), cifar100 (100 classes), imagenet (224x224, 1000 classes), imagefolder (--data DIR: its classes, --image-size), fashion-mnist (32x32, 1 channel) (default: a run directory\'s network and images, else cifar10)').choices([...INFO_DATASET_NAMES]))
     .addOption(new Option('--data <dir>', 'imagefolder / imagenet: the folder (DIR/train/<class>/...) whose classes the network predicts'))
     .addOption(new Option('--image-size <n>', 'imagefolder / imagenet: input side (default: 224; the ImageNet network from 128 on, else the CIFAR one)').argParser(parseInteger))
     .addOption(new Option('--network <kind>', 'the authors\' NetworkCIFAR or NetworkImageNet (default: the dataset\'s, or the run\'s)').choices([...NETWORK_KINDS]))
-    .addOption(new Option('--init-channels <n>', 'initial channels C (default: a train run\'s, else 36; 48 for the ImageNet network)').argParser(parseInteger))
-    .addOption(new Option('--layers <n>', 'cells (default: a train run\'s, else 20; 14 for the ImageNet network)').argParser(parseInteger))
+    .addOption(new Option('--init-channels <n>', 'initial channels C (default: a run\'s, else 36; 48 for the ImageNet network)').argParser(parseInteger))
+    .addOption(new Option('--layers <n>', 'cells (default: a run\'s, else 20; 14 for the ImageNet network)').argParser(parseInteger))
     .addOption(new Option('--nodes <n>', 'intermediate nodes the genotype must have (checked)').argParser(parseInteger))
     .addOption(new Option('--json', 'print the result as JSON'))
-    .action((options: InfoOptions) => {
-      process.exitCode = runInfoCommand(options);
+    .action((genotypeArg: string | undefined, options: InfoOptions) => {
+      process.exitCode = runInfoCommand(genotypeArg, options);
     });
 }
 
-function runInfoCommand(options: InfoOptions): number {
+function runInfoCommand(genotypeArg: string | undefined, options: InfoOptions): number {
   try {
-    const genotype = genotypeArgument(options.genotype);
+    if (genotypeArg !== undefined && options.genotype !== undefined && genotypeArg !== options.genotype) {
+      throw new RunInputError(`give the genotype once: ${genotypeArg} and --genotype ${options.genotype}`);
+    }
+    const spec = genotypeArg ?? options.genotype;
+    if (spec === undefined) throw new RunInputError('give a genotype: pcdarts info GENOTYPE (a published name such as PC_DARTS_cifar, a genotype file or a run directory)');
+    options = { ...options, genotype: spec };
+    const genotype = genotypeArgument(spec);
     // A run directory brings its network and images unless --dataset says otherwise.
-    const fromRun = options.dataset === undefined ? runNetworkDefaults(options.genotype) ?? {} : {};
+    const fromRun = options.dataset === undefined ? runNetworkDefaults(spec) ?? {} : {};
     const info = networkInfo({
       ...fromRun, genotype, dataset: options.dataset,
       ...Object.fromEntries(Object.entries({ network: options.network, initChannels: options.initChannels, layers: options.layers }).filter(([, v]) => v !== undefined)),
       nodes: options.nodes, data: options.data, imageSize: options.imageSize,
     });
-    process.stdout.write(options.json ? `${JSON.stringify({ genotype: options.genotype, ...info })}\n` : formatNetworkInfo(options.genotype, info));
+    process.stdout.write(options.json ? `${JSON.stringify({ genotype: spec, ...info })}\n` : formatNetworkInfo(spec, info));
+    // A search run: its size is the search's; the paper retrains at C36 L20, which is worth knowing before a long run.
+    if (!options.json && fromRun.initChannels !== undefined && options.initChannels === undefined && options.layers === undefined
+      && info.network === 'cifar' && readRunConfig(spec).command === 'search' && (info.init_channels !== 36 || info.layers !== 20)) {
+      const paper = networkInfo({ ...fromRun, genotype, initChannels: 36, layers: 20, nodes: options.nodes, data: options.data, imageSize: options.imageSize });
+      process.stdout.write(`(the size of the search, which \`train ${spec}\` trains by default; at the paper's C36 L20: ${(paper.parameters / 1e6).toFixed(2)} M parameters, ${(paper.mult_adds / 1e6).toFixed(1)} M mult-adds)\n`);
+    }
     return 0;
   } catch (error) {
-    process.stderr.write(`pcdarts info: ${oneLine(error)}\n`);
-    return error instanceof RunInputError ? 2 : 1;
+    return reportFailure('info', error);
   }
 }

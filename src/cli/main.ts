@@ -6,10 +6,15 @@
  * process holds; a failed write: no space, I/O error, no permission), 3 a non-finite number (NaN or
  * infinity in a loss, a gradient norm, the architecture parameters or a tensor to checkpoint)
  * stopped the run, its last good checkpoint intact, 130 / 143 stopped by SIGINT / SIGTERM after
- * writing a checkpoint.
+ * writing a checkpoint. Bad input includes filesystem errors (a path that is not a directory, no
+ * permission) and bad environment variables (PCDARTS_THREADS, PCDARTS_WASM_BUILD,
+ * PCDARTS_BACKEND); every error is one line on stderr, never a stack trace (PCDARTS_DEBUG=1 adds
+ * it for a bug).
  */
 import { Command, CommanderError } from 'commander';
 
+import { rewriteAuthorFlags } from './aliases.js';
+import { checkEnvironment, errorLine, exitStatusOf } from './common.js';
 import { experimentCommand } from './experiment.js';
 import { exportCommand } from './export.js';
 import { infoCommand } from './info.js';
@@ -57,9 +62,21 @@ export function program(): Command {
   return root;
 }
 
+/** argv with the authors' flag names of the command it names rewritten to pcdarts names (a note each). */
+function withAuthorFlags(root: Command, argv: string[]): string[] {
+  const at = argv.findIndex((arg) => !arg.startsWith('-'));
+  if (at < 0) return argv;
+  const command = root.commands.find((c) => c.name() === argv[at] || c.aliases().includes(argv[at]!));
+  if (command === undefined) return argv;
+  const rest = rewriteAuthorFlags(command, argv.slice(at + 1), (line) => process.stderr.write(`pcdarts ${command.name()}: note: ${line}\n`));
+  return [...argv.slice(0, at + 1), ...rest];
+}
+
 async function main(argv: string[]): Promise<number> {
   try {
-    await program().parseAsync(argv, { from: 'user' });
+    checkEnvironment();
+    const root = program();
+    await root.parseAsync(withAuthorFlags(root, argv), { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {
     if (error instanceof CommanderError) {
@@ -68,8 +85,11 @@ async function main(argv: string[]): Promise<number> {
       if (error.code.startsWith('pcdarts.')) return error.exitCode;
       return 2;
     }
-    process.stderr.write(`pcdarts: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
-    return 1;
+    const status = exitStatusOf(error);
+    const debug = process.env.PCDARTS_DEBUG === '1' && error instanceof Error && error.stack !== undefined;
+    process.stderr.write(`pcdarts: ${errorLine(error)}${status === 1 && !debug ? ' (an unexpected failure: PCDARTS_DEBUG=1 shows where)' : ''}\n`);
+    if (status === 1 && debug) process.stderr.write(`${(error as Error).stack}\n`);
+    return status;
   }
 }
 

@@ -7,6 +7,7 @@
 import { Command, Option } from 'commander';
 
 import { oneLine, prepareFolder, RunInputError } from '../index.js';
+import { cappedThreads, commandLine, errorLine, reportFailure } from './common.js';
 import { parseInteger } from './search.js';
 
 interface PrepareCommandOptions {
@@ -21,7 +22,7 @@ export function prepareCommand(): Command {
   return new Command('prepare')
     .description('write a pre-resized copy of an image folder (same relative paths, short side N), so that epochs do not pay for full-size decodes')
     .argument('<src>', 'the image folder to copy (DIR with train/ and val/, or any folder of images)')
-    .addOption(new Option('--out <dir>', 'the new folder (absent or empty; a folder an interrupted prepare left is continued)'))
+    .addOption(new Option('-o, --out <dir>', 'the new folder (absent or empty; a folder an interrupted prepare left is continued)'))
     .addOption(new Option('--short-side <n>', 'short side of the copies in pixels (smaller images are copied as they are), e.g. 160 for --image-size 128 or 256 for 224').argParser(parseInteger))
     .addOption(new Option('--quality <n>', 'JPEG / WebP quality of the resized copies').argParser(parseInteger).default(90))
     .addOption(new Option('--skip-bad-images', 'leave out images that fail to decode (listed in DST/prepare.json) instead of stopping'))
@@ -41,10 +42,10 @@ function runPrepareCommand(src: string, options: PrepareCommandOptions): number 
     try {
       report = prepareFolder({
         source: src, out: options.out, shortSide: options.shortSide, quality: options.quality,
-        skipBadImages: options.skipBadImages ?? false, workers: options.dataWorkers,
+        skipBadImages: options.skipBadImages ?? false, workers: cappedThreads('prepare', options.dataWorkers, '--data-workers'),
       });
     } catch (error) {
-      throw new RunInputError(oneLine(error));
+      throw new RunInputError(errorLine(error));
     }
     const seconds = (performance.now() - started) / 1000;
     process.stdout.write(`prepared ${report.images} images in ${seconds.toFixed(1)} s: ${report.resized} resized to short side ${report.short_side}, `
@@ -52,10 +53,9 @@ function runPrepareCommand(src: string, options: PrepareCommandOptions): number 
       + `${report.bad_images.length > 0 ? `, ${report.bad_images.length} bad images left out` : ''}; ${report.ignored} other files not copied\n`);
     // The usual crop for a short side: 224 for 256 (7/8), down to a multiple of 8.
     const imageSize = Math.max(8, Math.floor((report.short_side * 7) / 8 / 8) * 8);
-    process.stdout.write(`next: pcdarts search --dataset imagefolder --data ${report.out} --image-size ${imageSize}\n`);
+    process.stdout.write(`next: ${commandLine(['search', '--dataset', 'imagefolder', '--data', report.out, '--image-size', imageSize])}\n`);
     return 0;
   } catch (error) {
-    process.stderr.write(`pcdarts prepare: ${oneLine(error)}\n`);
-    return error instanceof RunInputError ? 2 : 1;
+    return reportFailure('prepare', error);
   }
 }

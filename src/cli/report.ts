@@ -11,6 +11,7 @@ import type { Command } from 'commander';
 
 import { CONFIG_FILE, isRunDirectory, readRunConfig, RunInputError, runFinished, withRunLock } from '../index.js';
 import { RunDirectoryError, writeRunReport } from '../viz/index.js';
+import { fileSystemErrorLine } from './common.js';
 
 /**
  * A report written into the directory of a run that is not finished takes the run lock (one
@@ -48,8 +49,9 @@ export function registerReportCommand(program: Command): Command {
       try {
         result = await withRunLock(runDir, 'report', needsLock(runDir, out), () => writeRunReport(runDir, out));
       } catch (error) {
-        const exitCode = error instanceof RunDirectoryError || error instanceof RunInputError ? 2 : 1;
-        command.error(`error: ${firstLine(error)}`, { exitCode, code: 'pcdarts.report' });
+        const fsLine = fileSystemErrorLine(error);
+        const exitCode = error instanceof RunDirectoryError || error instanceof RunInputError || fsLine !== null ? 2 : 1;
+        command.error(`error: ${fsLine ?? firstLine(error)}`, { exitCode, code: 'pcdarts.report' });
       }
       for (const issue of result.skipped) {
         process.stderr.write(`warning: ${issue.file}${issue.line > 0 ? `:${issue.line}` : ''} skipped: ${issue.message}\n`);

@@ -6,6 +6,7 @@ import {
   createProgress, installStopHandlers, NON_FINITE_EXIT_CODE, NonFiniteError, oneLine, RunInputError, SIGNAL_EXIT_CODES,
   type LoopOutcome, type RunOptions,
 } from '../index.js';
+import { commandLine } from './common.js';
 
 export interface DrivenRun<StepRecord, EpochRecord, Outcome extends LoopOutcome> {
   readonly directory: string;
@@ -44,7 +45,7 @@ export async function driveRun<StepRecord, EpochRecord, Outcome extends LoopOutc
     const { epoch, step } = run.position;
     progress.note(epoch === 0 && step === 0
       ? `pcdarts ${command}: run directory ${dir}`
-      : `pcdarts ${command}: resuming ${dir} at epoch ${epoch} step ${step} (0-based)`);
+      : `pcdarts ${command}: resuming ${dir} in epoch ${epoch + 1}/${run.config.epochs} after step ${step} of it`);
     const epochs = run.config.epochs;
     let outcome: Outcome;
     try {
@@ -65,7 +66,7 @@ export async function driveRun<StepRecord, EpochRecord, Outcome extends LoopOutc
     }
     progress.stop();
     if (outcome.status === 'stopped' && outcome.signal !== null) {
-      err(`stopped by ${outcome.signal} at epoch ${outcome.epoch} step ${outcome.step} (0-based); checkpoint written; resume with: pcdarts ${command} --resume ${dir}`);
+      err(`stopped by ${outcome.signal} in epoch ${outcome.epoch + 1}/${epochs} after step ${outcome.step} of it; checkpoint written; resume with: ${commandLine([command, '--resume', dir])}`);
       return SIGNAL_EXIT_CODES[outcome.signal];
     }
     return outcome;

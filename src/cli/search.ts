@@ -10,7 +10,9 @@ import {
   IMAGENET_SEARCH_RECIPE, NETWORK_KINDS, oneLine, parseSubsetFractions, RunInputError, type SearchConfig, SearchRun,
   type SearchRuntime,
 } from '../index.js';
+import { cappedThreads, reportFailure } from './common.js';
 import { addImageFolderOptions, imageFolderRuntime } from './data-options.js';
+import { searchNextSteps } from './next-steps.js';
 import { driveRun, writeReportAfterRun } from './run-session.js';
 
 export function parseInteger(value: string): number {
@@ -86,7 +88,7 @@ export function searchCommand(): Command {
     .addOption(new Option('--threads <n>', 'kernel threads; results do not depend on it (default: all cores, or PCDARTS_THREADS)').argParser(parseInteger))
     .addOption(new Option('--activation-budget <mib>', `MiB of activations kept before the rest is recomputed in backward: faster with more memory, 0 recomputes all; results do not depend on it (default: ${DEFAULT_SEARCH_RUNTIME.activationBudgetMiB})`).argParser(parseInteger))
     .addOption(new Option('--checkpoint-every <n>', 'write a checkpoint every N steps, and at every epoch end').argParser(parseInteger).default(DEFAULT_SEARCH_RUNTIME.checkpointEvery))
-    .addOption(new Option('--out <dir>', 'new run directory (default: runs/search-<date>-<time>)'))
+    .addOption(new Option('-o, --out <dir>', 'new run directory (default: runs/search-<date>-<time>)'))
     .addOption(new Option('--resume <dir>', 'continue the run in DIR from its last checkpoint; other flags must match the run or be left out'))
     .action(async (_options: Record<string, unknown>, self: Command) => {
       process.exitCode = await runSearchCommand(self);
@@ -102,10 +104,10 @@ async function runSearchCommand(command: Command): Promise<number> {
   // --no-arch-grad-clip and --no-search-subset: commander's false is the config's null.
   for (const key of ['archGradClip', 'searchSubset'] as const) if (options[key] === false) options[key] = null;
   const runtime: Partial<SearchRuntime> = {
-    threads: options.threads as number | undefined,
+    threads: cappedThreads('search', options.threads as number | undefined),
     activationBudgetMiB: options.activationBudget as number | undefined,
     checkpointEvery: fromCli('checkpointEvery') ? options.checkpointEvery as number : undefined,
-    ...imageFolderRuntime(options),
+    ...imageFolderRuntime('search', options),
   };
   let run: SearchRun;
   try {
@@ -126,8 +128,7 @@ async function runSearchCommand(command: Command): Promise<number> {
       });
     }
   } catch (error) {
-    err(oneLine(error));
-    return error instanceof RunInputError ? 2 : 1;
+    return reportFailure('search', error);
   }
 
   const dir = run.directory;
@@ -142,5 +143,6 @@ async function runSearchCommand(command: Command): Promise<number> {
   process.stdout.write(`search finished: ${dir}/genotype.json\n`);
   if (outcome.genotype) process.stdout.write(genotypeToJSON(outcome.genotype));
   await writeReportAfterRun(dir);
+  process.stdout.write(`${searchNextSteps(dir).join('\n')}\n`);
   return 0;
 }

@@ -5,7 +5,13 @@
  */
 import { Command, Option } from 'commander';
 
-import { DATASET_NAMES, type DatasetName, formatTestResult, NETWORK_KINDS, type NetworkKind, oneLine, RunInputError, testModel } from '../index.js';
+import { existsSync, statSync } from 'node:fs';
+
+import {
+  createProgress, DATASET_NAMES, type DatasetName, formatTestResult, NETWORK_KINDS, type NetworkKind, type ProgressReporter, RunInputError, testModel,
+} from '../index.js';
+import { cappedThreads, reportFailure } from './common.js';
+import { testNextSteps } from './next-steps.js';
 import { parseInteger } from './search.js';
 import { genotypeArgument } from './train.js';
 
@@ -33,6 +39,7 @@ interface TestOptions {
 export function testCommand(): Command {
   return new Command('test')
     .description('accuracy (top-1, top-5) and loss of a trained model on the test split')
+    .argument('[source]', 'a train run directory (the same as --run) or a weights file (the same as --checkpoint)')
     .addOption(new Option('--run <dir>', 'a train run directory: its best model (with --valid-portion), else its last checkpoint'))
     .addOption(new Option('--checkpoint <file>', 'a weights file (.safetensors): a run\'s checkpoint or best model, or a plain state dict'))
     .addOption(new Option('--last', 'with --run: test the last checkpoint even when a best model exists'))
@@ -51,41 +58,61 @@ export function testCommand(): Command {
     .addOption(new Option('--data-workers <n>', 'image folders: decode worker threads (default: all cores)').argParser(parseInteger))
     .addOption(new Option('--prefetch <n>', 'image folders: batches decoded ahead (default: 2)').argParser(parseInteger))
     .addOption(new Option('--json', 'print the result as JSON'))
-    .action((options: TestOptions) => {
-      process.exitCode = runTestCommand(options);
+    .action((source: string | undefined, options: TestOptions) => {
+      process.exitCode = runTestCommand(source, options);
     });
 }
 
-function runTestCommand(options: TestOptions): number {
-  const err = (line: string): void => { process.stderr.write(`pcdarts test: ${line}\n`); };
+/** Evaluations that take longer than this show a progress display. */
+const PROGRESS_AFTER_MS = 2000;
+
+function runTestCommand(source: string | undefined, options: TestOptions): number {
+  let progress: ProgressReporter | null = null;
   try {
+    if (source !== undefined) {
+      if (options.run !== undefined || options.checkpoint !== undefined) throw new RunInputError(`give the source once: ${source} and ${options.run !== undefined ? `--run ${options.run}` : `--checkpoint ${options.checkpoint}`}`);
+      // A file is a weights file; anything else is taken as a run directory.
+      options = existsSync(source) && statSync(source).isFile() ? { ...options, checkpoint: source } : { ...options, run: source };
+    }
     if (options.run !== undefined && options.checkpoint !== undefined) {
       throw new RunInputError('--run and --checkpoint exclude each other');
     }
     if (options.run === undefined && options.checkpoint === undefined) {
-      throw new RunInputError('give a train run directory (--run DIR) or a weights file (--checkpoint FILE)');
+      throw new RunInputError('give a train run directory (pcdarts test RUN_DIR) or a weights file (--checkpoint FILE)');
     }
     if (options.last && options.run === undefined) throw new RunInputError('--last goes with --run');
     for (const [flag, value] of [['--init-channels', options.initChannels], ['--layers', options.layers], ['--limit-test', options.limitTest], ['--batch-size', options.batchSize], ['--threads', options.threads], ['--data-workers', options.dataWorkers], ['--prefetch', options.prefetch]] as const) {
       if (value !== undefined && value < 1) throw new RunInputError(`${flag}: expected an integer >= 1, got ${value}`);
     }
+    const started = Date.now();
+    const threads = cappedThreads('test', options.threads);
+    const dataWorkers = cappedThreads('test', options.dataWorkers, '--data-workers');
     const result = testModel({
       run: options.run, checkpoint: options.checkpoint, last: options.last ?? false,
       genotype: options.genotype === undefined ? undefined : genotypeArgument(options.genotype),
       nodes: options.nodes, network: options.network, initChannels: options.initChannels, layers: options.layers, dataset: options.dataset,
-      data: options.data, limitTest: options.limitTest, batchSize: options.batchSize, threads: options.threads ?? null,
+      data: options.data, limitTest: options.limitTest, batchSize: options.batchSize, threads: threads ?? null,
       imageSize: options.imageSize, skipBadImages: options.skipBadImages,
-      pipeline: { workers: options.dataWorkers, prefetch: options.prefetch },
+      pipeline: { workers: dataWorkers, prefetch: options.prefetch },
+      onBatch: (done, total) => {
+        if (progress === null && done < total && Date.now() - started > PROGRESS_AFTER_MS) {
+          progress = createProgress(process.stderr);
+          progress.start(total, done, 'test images');
+        }
+        progress?.update(done, 'test images');
+      },
     });
+    (progress as ProgressReporter | null)?.stop();
     if (options.json) {
       const { top1, top5, loss, images, checkpoint, dataset, network, initChannels, layers } = result;
       process.stdout.write(`${JSON.stringify({ top1, top5, loss, images, dataset, checkpoint, network, init_channels: initChannels, layers })}\n`);
     } else {
       process.stdout.write(`${formatTestResult(result)} | ${result.dataset} | ${result.checkpoint}\n`);
+      if (options.run !== undefined) process.stdout.write(`${testNextSteps(options.run).join('\n')}\n`);
     }
     return 0;
   } catch (error) {
-    err(oneLine(error));
-    return error instanceof RunInputError ? 2 : 1;
+    (progress as ProgressReporter | null)?.stop();
+    return reportFailure('test', error);
   }
 }

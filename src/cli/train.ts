@@ -8,10 +8,13 @@ import { Command, Option } from 'commander';
 
 import {
   DATASET_NAMES, DEFAULT_IMAGENET_TRAIN_GENOTYPE, DEFAULT_TRAIN_CONFIG, DEFAULT_TRAIN_GENOTYPE, DEFAULT_TRAIN_RUNTIME,
-  formatTestResult, formatTrainEpochLine, formatTrainStepStatus, type Genotype, IMAGENET_TRAIN_RECIPE, loadGenotype,
-  LR_SCHEDULE_KINDS, NETWORK_KINDS, oneLine, RunInputError, type TrainConfig, TrainRun, type TrainRuntime,
+  describeSetting, estimateTrainTime, formatEstimate, formatTestResult, formatTrainEpochLine, formatTrainStepStatus, type Genotype,
+  IMAGENET_TRAIN_RECIPE, INHERITED_TRAIN_SETTINGS, loadGenotype, LR_SCHEDULE_KINDS, NETWORK_KINDS, oneLine, readRunConfig, RunInputError,
+  type TrainConfig, trainDefaultsFromRun, TrainRun, type TrainRuntime,
 } from '../index.js';
+import { cappedThreads, commandLine, reportFailure } from './common.js';
 import { addImageFolderOptions, imageFolderRuntime } from './data-options.js';
+import { trainNextSteps } from './next-steps.js';
 import { driveRun, writeReportAfterRun } from './run-session.js';
 import { parseInteger, parseNumber, timestamp } from './search.js';
 
@@ -39,8 +42,9 @@ export function trainCommand(): Command {
   const d = DEFAULT_TRAIN_CONFIG;
   const r = recipeDefault;
   return addImageFolderOptions(new Command('train')
-    .description('train a genotype from scratch (spec section 7); defaults are the CIFAR-10 recipe (600 epochs), on the bundled Fashion-MNIST subset, or the ImageNet recipe with the ImageNet network')
-    .addOption(new Option('--genotype <spec>', `published name (PC_DARTS_cifar, ...), genotype file (.json or Python form) or search run directory (default: "${DEFAULT_TRAIN_GENOTYPE}"; "${DEFAULT_IMAGENET_TRAIN_GENOTYPE}" with the ImageNet network)`))
+    .description('train a genotype from scratch (spec section 7); defaults are the CIFAR-10 recipe (600 epochs), on the bundled Fashion-MNIST subset, or the ImageNet recipe with the ImageNet network; a genotype from a run directory brings that run\'s dataset, data directory, network, channels and cells as defaults')
+    .argument('[genotype]', 'the same as --genotype')
+    .addOption(new Option('--genotype <spec>', `published name (PC_DARTS_cifar, ...), genotype file (.json or Python form) or search run directory, whose --dataset, --data, --network, --init-channels, --layers and --image-size become the defaults (default: "${DEFAULT_TRAIN_GENOTYPE}"; "${DEFAULT_IMAGENET_TRAIN_GENOTYPE}" with the ImageNet network)`))
     .addOption(new Option('--nodes <n>', 'intermediate nodes the genotype must have (checked; default: the genotype\'s)').argParser(parseInteger))
     .addOption(new Option('--network <kind>', 'the authors\' NetworkCIFAR or NetworkImageNet, the latter with the ImageNet recipe as defaults (default: imagenet for the ImageNet dataset and images of 128 pixels or more, else cifar)').choices([...NETWORK_KINDS]))
     .addOption(new Option('--dataset <name>', 'training and test data').choices([...DATASET_NAMES]).default(d.dataset))
@@ -71,27 +75,33 @@ export function trainCommand(): Command {
     .addOption(new Option('--threads <n>', 'kernel threads; results do not depend on it (default: all cores, or PCDARTS_THREADS)').argParser(parseInteger))
     .addOption(new Option('--activation-budget <mib>', `MiB of activations kept before the rest is recomputed in backward: faster with more memory, 0 recomputes all; results do not depend on it (default: ${DEFAULT_TRAIN_RUNTIME.activationBudgetMiB})`).argParser(parseInteger))
     .addOption(new Option('--checkpoint-every <n>', 'write a checkpoint every N steps, and at every epoch end').argParser(parseInteger).default(DEFAULT_TRAIN_RUNTIME.checkpointEvery))
-    .addOption(new Option('--out <dir>', 'new run directory (default: runs/train-<date>-<time>)'))
+    .addOption(new Option('-o, --out <dir>', 'new run directory (default: runs/train-<date>-<time>)'))
     .addOption(new Option('--resume <dir>', 'continue the run in DIR from its last checkpoint; other flags must match the run or be left out'))
-    .action(async (_options: Record<string, unknown>, self: Command) => {
-      process.exitCode = await runTrainCommand(self);
+    .action(async (genotype: string | undefined, _options: Record<string, unknown>, self: Command) => {
+      process.exitCode = await runTrainCommand(self, genotype);
     }));
 }
 
 /** Runs the command whose options commander has parsed; returns the exit status. */
-async function runTrainCommand(command: Command): Promise<number> {
+async function runTrainCommand(command: Command, genotypeArg: string | undefined): Promise<number> {
   const options = command.opts<Record<string, unknown>>();
   const fromCli = (key: string): boolean => command.getOptionValueSource(key) === 'cli';
   const err = (line: string): void => { process.stderr.write(`pcdarts train: ${line}\n`); };
   const runtime: Partial<TrainRuntime> = {
-    threads: options.threads as number | undefined,
+    threads: cappedThreads('train', options.threads as number | undefined),
     activationBudgetMiB: options.activationBudget as number | undefined,
     checkpointEvery: fromCli('checkpointEvery') ? options.checkpointEvery as number : undefined,
-    ...imageFolderRuntime(options),
+    ...imageFolderRuntime('train', options),
   };
   const nodes = options.nodes as number | undefined;
   let run: TrainRun;
+  let inheritedLine: string | null = null;
   try {
+    if (genotypeArg !== undefined) {
+      if (options.genotype !== undefined && options.genotype !== genotypeArg) throw new RunInputError(`give the genotype once: ${genotypeArg} and --genotype ${options.genotype as string}`);
+      options.genotype = genotypeArg;
+      command.setOptionValueWithSource('genotype', genotypeArg, 'cli');
+    }
     const resume = options.resume as string | undefined;
     if (resume !== undefined) {
       if (options.out !== undefined) throw new RunInputError('--out and --resume exclude each other: --resume continues the run in its own directory');
@@ -104,6 +114,16 @@ async function runTrainCommand(command: Command): Promise<number> {
       const config: Partial<TrainConfig> = {};
       if (options.genotype !== undefined) config.genotype = genotypeArgument(options.genotype as string);
       for (const key of CONFIG_KEYS) if (fromCli(key)) (config as Record<string, unknown>)[key] = options[key];
+      // A genotype from a run directory trains on that run's data, at that run's size, unless flags say otherwise.
+      const inherited = options.genotype === undefined ? null : trainDefaultsFromRun(options.genotype as string);
+      if (inherited !== null) {
+        const taken = INHERITED_TRAIN_SETTINGS.filter((key) => inherited[key] !== undefined && config[key] === undefined);
+        for (const key of taken) (config as Record<string, unknown>)[key] = inherited[key];
+        if (taken.length > 0) {
+          const kind = readRunConfig(options.genotype as string).command;
+          inheritedLine = `from the ${kind} run ${options.genotype as string}: ${taken.map((key) => describeSetting(key, inherited[key])).join(' ')} (flags given override these)`;
+        }
+      }
       run = TrainRun.create({
         config, nodes, genotypeSource: options.genotype as string | undefined,
         runtime: { ...runtime, checkpointEvery: options.checkpointEvery as number },
@@ -111,8 +131,7 @@ async function runTrainCommand(command: Command): Promise<number> {
       });
     }
   } catch (error) {
-    err(oneLine(error));
-    return error instanceof RunInputError ? 2 : 1;
+    return reportFailure('train', error);
   }
 
   const dir = run.directory;
@@ -123,6 +142,8 @@ async function runTrainCommand(command: Command): Promise<number> {
     run.dispose();
     return 0;
   }
+  if (inheritedLine !== null) err(inheritedLine);
+  if (run.position.epoch === 0 && run.position.step === 0) printEstimate(run, err);
   const outcome = await driveRun('train', run, { step: formatTrainStepStatus, epoch: formatTrainEpochLine });
   if (typeof outcome === 'number') return outcome;
   const epochs = run.config.epochs;
@@ -130,5 +151,30 @@ async function runTrainCommand(command: Command): Promise<number> {
   const which = test.model === 'best' ? `best model (epoch ${test.epoch + 1} of ${epochs} by validation accuracy)` : `model after ${epochs} epochs`;
   process.stdout.write(`train finished: ${dir}\ntest (${which}): ${formatTestResult(test)}\n`);
   await writeReportAfterRun(dir);
+  process.stdout.write(`${trainNextSteps(dir).join('\n')}\n`);
   return 0;
+}
+
+/** Runs of more than this many seconds say how to make a shorter one. */
+const LONG_RUN_SECONDS = 3600;
+
+/** "estimated time: about 20 h (600 epochs, about 2.0 min each)" before a new run starts. */
+function printEstimate(run: TrainRun, err: (line: string) => void): void {
+  try {
+    const info = readRunConfig(run.directory).info as Record<string, number>;
+    const config = run.config;
+    const estimate = estimateTrainTime(config, {
+      channels: info.channels!, imageSize: info.image_size!, classes: info.classes!, trainImages: info.train_images!,
+      evaluatedImages: info.valid_images! > 0 ? info.valid_images! : info.test_images!,
+    });
+    const size = `C${config.initChannels}, ${config.layers} cells, ${info.train_images} images`;
+    let line = `estimated time: ${formatEstimate(estimate.seconds)} on this machine (${config.epochs} ${config.epochs === 1 ? 'epoch' : 'epochs'} of ${formatEstimate(estimate.secondsPerEpoch).replace('about ', '')} each; ${size})`;
+    if (estimate.seconds > LONG_RUN_SECONDS) {
+      const epochs = Math.max(1, Math.floor(LONG_RUN_SECONDS / 2 / estimate.secondsPerEpoch));
+      line += `; --epochs ${epochs} would take ${formatEstimate(epochs * estimate.secondsPerEpoch)}; Ctrl-C stops at any time with a checkpoint (resume: ${commandLine(['train', '--resume', run.directory])})`;
+    }
+    err(line);
+  } catch (error) {
+    err(`estimated time: unknown (${oneLine(error)})`);
+  }
 }

@@ -4,12 +4,12 @@
  * normal cell left of the reduction cell. Bad input (no such genotype, name or directory, an
  * output name that is neither .svg nor .png) is a one-line error with exit code 2.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { writeFileSync } from 'node:fs';
 
 import { Command, Option } from 'commander';
 
 import { CELL_TYPES, drawGenotype, drawingFormatOf, genotypeFromSpec, type CellType } from '../viz/index.js';
+import { fileSystemErrorLine } from './common.js';
 
 interface VisualizeOptions {
   out: string;
@@ -49,12 +49,18 @@ export function registerVisualizeCommand(program: Command): Command {
         command.error(`error: ${firstLine(error)}`, { exitCode: 2, code: 'pcdarts.input' });
       }
       const cells = options.cell === undefined ? CELL_TYPES : [options.cell];
+      let contents: Uint8Array | string;
       try {
-        const contents = await drawGenotype(genotype, format, cells, { scale });
-        mkdirSync(dirname(options.out), { recursive: true });
-        writeFileSync(options.out, contents);
+        contents = await drawGenotype(genotype, format, cells, { scale });
       } catch (error) {
         command.error(`error: ${firstLine(error)}`, { exitCode: 1, code: 'pcdarts.visualize' });
+      }
+      try {
+        // Only the file: a directory that is not there is the user's to create.
+        writeFileSync(options.out, contents);
+      } catch (error) {
+        const line = fileSystemErrorLine(error);
+        command.error(`error: --out ${line ?? firstLine(error)}`, { exitCode: line !== null ? 2 : 1, code: 'pcdarts.visualize' });
       }
       const what = cells.length === 1 ? `the ${cells[0]} cell` : 'the normal and reduction cells side by side';
       process.stdout.write(`wrote ${options.out} (${what})\n`);

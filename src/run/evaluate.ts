@@ -30,7 +30,8 @@ export interface Evaluation {
  * drop path, no auxiliary head, batch-norm running statistics), no gradients, no augmentation.
  */
 export function evaluateNetwork(
-  network: EvalNetwork, dataset: ImageDataset, options: { batchSize: number; indices?: Int32Array; pipeline?: PipelineOptions },
+  network: EvalNetwork, dataset: ImageDataset,
+  options: { batchSize: number; indices?: Int32Array; pipeline?: PipelineOptions; onBatch?: (imagesDone: number, images: number) => void },
 ): Evaluation {
   const indices = options.indices ?? Int32Array.from({ length: dataset.count }, (_, i) => i);
   if (indices.length === 0) throw new Error('evaluateNetwork: no images to evaluate');
@@ -50,6 +51,7 @@ export function evaluateNetwork(
           top5 += countTopK(logits, labels, 5);
           lossSum += ops.crossEntropy(logits, labels).item() * labels.length;
         });
+        options.onBatch?.(Math.min(indices.length, (b + 1) * options.batchSize), indices.length);
       }
     });
   } finally {

@@ -52,9 +52,10 @@ const NETWORK_DEFAULTS: Record<NetworkKind, { channels: number; layers: number }
 };
 
 /**
- * What `pcdarts info` takes from a run directory: a train run's network, C, layers, classes,
- * image channels and size; a search run's network kind and images (C and layers stay the
- * retraining defaults). Null for anything that is not a run directory.
+ * What `pcdarts info` takes from a run directory: its network kind, C, layers, classes, image
+ * channels and size; for a search run, the network `pcdarts train RUN_DIR` builds from it
+ * (its genotype at the search's C and layers, see trainDefaultsFromRun). Null for anything
+ * that is not a run directory.
  */
 export function runNetworkDefaults(dir: string): Partial<NetworkInfoOptions> | null {
   if (!isRunDirectory(dir)) return null;
@@ -68,8 +69,7 @@ export function runNetworkDefaults(dir: string): Partial<NetworkInfoOptions> | n
     network, classes: number(info.classes), inChannels: number(info.channels), inputSize: number(info.image_size),
     datasetName: typeof config.dataset === 'string' ? config.dataset : undefined,
   };
-  if (file.command === 'train') return { ...shape, initChannels: number(config.initChannels), layers: number(config.layers) };
-  return shape;
+  return { ...shape, initChannels: number(config.initChannels), layers: number(config.layers) };
 }
 
 export interface NetworkInfo {

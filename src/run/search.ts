@@ -229,6 +229,18 @@ export function checkSearchConfig(config: SearchConfig): void {
 
 export const checkSearchRuntime: (runtime: SearchRuntime) => void = checkRunRuntime;
 
+/**
+ * A new search must take architecture steps: with a warm-up of all its epochs the genotype
+ * would be read off the untrained, random alphas. The error says what to pass (the paper's
+ * share, 15 of 50 epochs, of the epochs given).
+ */
+export function checkArchitectureSteps(config: SearchConfig): void {
+  if (config.warmupEpochs < config.epochs) return;
+  const warmup = Math.floor((config.epochs * 3) / 10);
+  throw new RunInputError(`--warmup-epochs ${config.warmupEpochs} is not below --epochs ${config.epochs}, so no architecture step would run and the genotype would come from random alphas: `
+    + `pass --warmup-epochs ${warmup} (the paper warms up for 30% of the epochs) or any number below ${config.epochs}, or --epochs ${config.warmupEpochs + 1} or more`);
+}
+
 /** The search network's configuration for a dataset with `inChannels` channels and `classes` classes. */
 export function searchNetworkConfig(config: SearchConfig, inChannels: number, classes: number): SearchNetworkConfig {
   return {
@@ -439,6 +451,7 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
     if (config.data !== null) config.data = resolve(config.data);
     const runtime: SearchRuntime = { ...DEFAULT_SEARCH_RUNTIME, ...definedEntries(options.runtime) };
     checkSearchConfig(config);
+    checkArchitectureSteps(config);
     checkSearchRuntime(runtime);
     checkNewRunDirectory(options.out);
     checkSearchNetwork(config);

@@ -54,6 +54,8 @@ export interface TestModelOptions {
   skipBadImages?: boolean;
   /** An already loaded test split (tests, embedding). */
   testData?: ImageDataset;
+  /** Called after every batch with the images evaluated so far and in all (a progress display). */
+  onBatch?: (imagesDone: number, images: number) => void;
 }
 
 export interface TestModelResult extends Evaluation {
@@ -148,7 +150,7 @@ export function testModel(options: TestModelOptions): TestModelResult {
     (network) => {
       network.checkInputSize(test.height, test.width);
       loadModelWeights(network, tensors, weightsPath);
-      return evaluateNetwork(network, test, { batchSize: config.batchSize, pipeline: options.pipeline });
+      return evaluateNetwork(network, test, { batchSize: config.batchSize, pipeline: options.pipeline, onBatch: options.onBatch });
     },
   ));
   return {

@@ -19,7 +19,7 @@ import { checkDataSettings, DEFAULT_IMAGE_SIZE, loadRunDataset, perClassSplit } 
 import { asInputErrors, oneLine, RunInputError } from './errors.js';
 import { loadModelWeights, readModelFile } from './evaluate.js';
 import { defaultNetworkKind, givenImageSize, NETWORK_KINDS, type NetworkKind } from './network-kind.js';
-import { LOG_FILE } from './run-dir.js';
+import { isRunDirectory, LOG_FILE, readRunConfig } from './run-dir.js';
 import {
   checkResumeSettings, checkSettings, DEFAULT_RUN_RUNTIME, definedEntries, describeSetting, integerAtLeast, isBoolean, numberAtLeast,
   numberInRange, optionalIntegerAtLeast, type RunRuntime, type SettingCheck,
@@ -336,4 +336,27 @@ export function checkTrainNetwork(config: TrainConfig, dataset: ImageDataset): {
       return complexity;
     },
   ));
+}
+
+/** Settings a training run takes from the run directory its genotype came from, unless given. */
+export const INHERITED_TRAIN_SETTINGS = ['network', 'dataset', 'data', 'initChannels', 'layers', 'imageSize'] as const;
+export type InheritedTrainSetting = (typeof INHERITED_TRAIN_SETTINGS)[number];
+
+/**
+ * The defaults a genotype's own run directory gives a training run (a search's or a train
+ * run's dataset, data directory, network kind, channels, cells and, for image folders, the
+ * crop size): the network `train RUN_DIR` trains is the one that run searched or trained, at
+ * its size. Null when `spec` is not a run directory.
+ */
+export function trainDefaultsFromRun(spec: string): Pick<Partial<TrainConfig>, InheritedTrainSetting> | null {
+  if (!isRunDirectory(spec)) return null;
+  const config = readRunConfig(spec).config as Record<string, unknown>;
+  const out: Pick<Partial<TrainConfig>, InheritedTrainSetting> = {};
+  if (typeof config.network === 'string' && (NETWORK_KINDS as readonly string[]).includes(config.network)) out.network = config.network as NetworkKind;
+  if (typeof config.dataset === 'string' && (DATASET_NAMES as readonly string[]).includes(config.dataset)) out.dataset = config.dataset as DatasetName;
+  if (typeof config.data === 'string') out.data = config.data;
+  if (typeof config.initChannels === 'number') out.initChannels = config.initChannels;
+  if (typeof config.layers === 'number') out.layers = config.layers;
+  if ((out.dataset === 'imagefolder' || out.dataset === 'imagenet') && typeof config.imageSize === 'number') out.imageSize = config.imageSize;
+  return out;
 }

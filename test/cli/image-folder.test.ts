@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { loadImageFolder, openImage } from '../../src/data/index.js';
 import { encodeVariant, makeImageFolder, pattern } from '../data/image-fixture.js';
-import { assertBadInput, killMidEpochAndResume, pcdarts, readLog } from './process.js';
+import { assertBadInput, INVOCATION, killMidEpochAndResume, pcdarts, readLog } from './process.js';
 
 const root = mkdtempSync(join(tmpdir(), 'pcdarts-cli-folder-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -89,7 +89,7 @@ describe('pcdarts prepare and pcdarts info on an image folder', () => {
     const out = join(root, 'prepared');
     const result = await pcdarts('prepare', DATA, '--out', out, '--short-side', '24', '--data-workers', '2');
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stdout, /^prepared 33 images in .* s: \d+ resized to short side 24, \d+ copied as they were; \d+ other files not copied\nnext: pcdarts search --dataset imagefolder --data .*prepared --image-size 16\n$/);
+    assert.match(result.stdout, new RegExp(String.raw`^prepared 33 images in .* s: \d+ resized to short side 24, \d+ copied as they were; \d+ other files not copied\nnext: ${INVOCATION} search --dataset imagefolder --data .*prepared --image-size 16\n$`));
     const original = loadImageFolder({ name: 'imagefolder', dir: DATA, split: 'train', imageSize: 16 });
     const copy = loadImageFolder({ name: 'imagefolder', dir: out, split: 'train', imageSize: 16 });
     assert.deepEqual([copy.files, Array.from(copy.labels), copy.classNames], [original.files, Array.from(original.labels), original.classNames]);

@@ -42,7 +42,7 @@ describe('pcdarts search --network imagenet', () => {
   it('--search-subset-from reuses the sample under another seed', async () => {
     const second = join(root, 'second');
     const result = await pcdarts(...SEARCH.filter((a, i) => a !== '--search-subset' && SEARCH[i - 1] !== '--search-subset'),
-      '--epochs', '1', '--seed', '9', '--search-subset-from', first, '--out', second);
+      '--epochs', '1', '--warmup-epochs', '0', '--seed', '9', '--search-subset-from', first, '--out', second);
     assert.equal(result.code, 0, result.stderr);
     const a = readJson(join(first, 'search-subset.json'));
     const b = readJson(join(second, 'search-subset.json'));

@@ -73,6 +73,6 @@ describe('pcdarts info', () => {
     assertBadInfo(pcdarts('info', '--genotype', 'NO_SUCH_GENOTYPE'), /genotype 'NO_SUCH_GENOTYPE': expected a published name/);
     assertBadInfo(pcdarts('info', '--genotype', 'DARTS_V2', '--dataset', 'mnist'), /'mnist' is invalid/);
     assertBadInfo(pcdarts('info', '--genotype', 'DARTS_V2', '--layers', '0'), /--layers: expected an integer >= 1, got 0/);
-    assertBadInfo(pcdarts('info'), /required option '--genotype <spec>' not specified/);
+    assertBadInfo(pcdarts('info'), /give a genotype: pcdarts info GENOTYPE/);
   });
 });

@@ -26,6 +26,9 @@ export function start(args: string[]): { child: ChildProcess; done: Promise<Fini
   return { child, done };
 }
 
+/** The start of a printed next step: however pcdarts is started where the test runs (see src/cli/common.ts). */
+export const INVOCATION = String.raw`(?:npm run pcdarts --|npx pcdarts|pcdarts|node \S+)`;
+
 export const pcdarts = (...args: string[]): Promise<Finished> => start(args).done;
 
 export type LogRecord = { type: string; epoch: number; step: number } & Record<string, unknown>;
@@ -67,5 +70,5 @@ export async function killMidEpochAndResume(command: string, args: string[], dir
   assert.ok(!readLog(dir).some((r) => r.type === 'epoch' && r.epoch === 1), 'the run finished its last epoch before it was killed');
   const resumed = await pcdarts(command, '--resume', dir, '--threads', '2');
   assert.equal(resumed.code, 0, resumed.stderr);
-  assert.match(resumed.stderr, /resuming .* at epoch 1 step \d+/);
+  assert.match(resumed.stderr, /resuming .* in epoch 2\/\d+ after step \d+ of it/);
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
-import { assertBadInput, type Finished, killMidEpochAndResume, pcdarts, readLog, start, waitFor } from './process.js';
+import { assertBadInput, type Finished, INVOCATION, killMidEpochAndResume, pcdarts, readLog, start, waitFor } from './process.js';
 
 const BUNDLED = fileURLToPath(new URL('../../../data/fashion-mnist-subset', import.meta.url));
 /** 16 steps per epoch, architecture steps in the second epoch. */
@@ -96,7 +96,7 @@ describe('pcdarts search runs', () => {
     child.kill('SIGTERM');
     const stopped = await done;
     assert.equal(stopped.code, 143, stopped.stderr);
-    assert.match(stopped.stderr, new RegExp(`resume with: pcdarts search --resume ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    assert.match(stopped.stderr, new RegExp(`resume with: ${INVOCATION} search --resume ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
     const state = JSON.parse(readFileSync(join(dir, 'checkpoint', 'state.json'), 'utf8')).state;
     const steps = readLog(dir).filter((r) => r.type === 'step');
     assert.equal(state.global_step, steps.length, 'the checkpoint is at the last logged step');

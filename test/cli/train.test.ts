@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { assertBadInput, killMidEpochAndResume, type LogRecord, pcdarts, readLog, start, waitFor } from './process.js';
+import { assertBadInput, INVOCATION, killMidEpochAndResume, type LogRecord, pcdarts, readLog, start, waitFor } from './process.js';
 
 /** 144 training images (9 steps of 16 per epoch), 48 for validation, 100 test images. */
 const TINY = [
@@ -97,7 +97,7 @@ describe('pcdarts train runs', () => {
     child.kill('SIGTERM');
     const stopped = await done;
     assert.equal(stopped.code, 143, stopped.stderr);
-    assert.match(stopped.stderr, new RegExp(`resume with: pcdarts train --resume ${escape(dir)}`));
+    assert.match(stopped.stderr, new RegExp(`resume with: ${INVOCATION} train --resume ${escape(dir)}`));
     const state = JSON.parse(readFileSync(join(dir, 'checkpoint', 'state.json'), 'utf8')).state;
     assert.equal(state.global_step, readLog(dir).filter((r) => r.type === 'step').length, 'the checkpoint is at the last logged step');
 
@@ -148,7 +148,7 @@ describe('pcdarts train runs', () => {
     const same = await pcdarts('test', '--checkpoint', weights, '--genotype', 'PC_DARTS_cifar', '--init-channels', '4', '--layers', '3', '--limit-test', '100', '--json');
     assert.equal(same.code, 0, same.stderr);
     assert.equal(JSON.parse(same.stdout).top1, referenceTest.top1);
-    assertBadInput(await pcdarts('test'), /give a train run directory \(--run DIR\) or a weights file \(--checkpoint FILE\)/);
+    assertBadInput(await pcdarts('test'), /give a train run directory \(pcdarts test RUN_DIR\) or a weights file \(--checkpoint FILE\)/);
     assertBadInput(await pcdarts('test', '--run', join(root, 'absent')), /no such directory/);
     assert.deepEqual(readdirSync(elsewhere), ['model.safetensors']);
   });

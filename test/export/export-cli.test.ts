@@ -145,7 +145,7 @@ describe('pcdarts export: bad input is one line, exit 2, nothing written, the ru
 
   it('a search run: says to retrain first', async () => {
     const search = join(root, 'search');
-    const searched = await pcdarts('search', '--epochs', '1', '--limit-train', '64', '--batch-size', '32', '--layers', '2', '--init-channels', '4', '--threads', '2', '--out', search);
+    const searched = await pcdarts('search', '--epochs', '1', '--warmup-epochs', '0', '--limit-train', '64', '--batch-size', '32', '--layers', '2', '--init-channels', '4', '--threads', '2', '--out', search);
     assert.equal(searched.code, 0, searched.stderr);
     const snap = snapshot(search);
     assertBadInput(await pcdarts('export', search, '--out', join(outputs, 'm.onnx')), /^pcdarts export: .*search is a search run: .*retrain its genotype first \(pcdarts train --genotype .*search --out RUN_DIR\), then export RUN_DIR$/);
