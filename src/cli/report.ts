@@ -11,7 +11,7 @@ import type { Command } from 'commander';
 
 import { CONFIG_FILE, isRunDirectory, readRunConfig, RunInputError, runFinished, withRunLock } from '../index.js';
 import { RunDirectoryError, writeRunReport } from '../viz/index.js';
-import { fileSystemErrorLine } from './common.js';
+import { fileSystemErrorLine, invocation } from './common.js';
 
 /**
  * A report written into the directory of a run that is not finished takes the run lock (one
@@ -47,7 +47,7 @@ export function registerReportCommand(program: Command): Command {
       let result;
       const out = options.out ?? join(runDir, 'report.html');
       try {
-        result = await withRunLock(runDir, 'report', needsLock(runDir, out), () => writeRunReport(runDir, out));
+        result = await withRunLock(runDir, 'report', needsLock(runDir, out), () => writeRunReport(runDir, out, { invocation: invocation() }));
       } catch (error) {
         const fsLine = fileSystemErrorLine(error);
         const exitCode = error instanceof RunDirectoryError || error instanceof RunInputError || fsLine !== null ? 2 : 1;

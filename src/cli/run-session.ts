@@ -6,7 +6,7 @@ import {
   createProgress, installStopHandlers, NON_FINITE_EXIT_CODE, NonFiniteError, oneLine, RunInputError, SIGNAL_EXIT_CODES,
   type LoopOutcome, type RunOptions,
 } from '../index.js';
-import { commandLine } from './common.js';
+import { commandLine, invocation } from './common.js';
 
 export interface DrivenRun<StepRecord, EpochRecord, Outcome extends LoopOutcome> {
   readonly directory: string;
@@ -82,7 +82,7 @@ export async function writeReportAfterRun(dir: string): Promise<void> {
   try {
     // Loaded on demand: Vega, Graphviz and resvg are not needed before the run ends.
     const { writeRunReport } = await import('../viz/index.js');
-    const report = await writeRunReport(dir);
+    const report = await writeRunReport(dir, undefined, { invocation: invocation() });
     process.stdout.write(`report: ${report.path}\n`);
   } catch (error) {
     err(`warning: the HTML report was not written: ${oneLine(error)}`);

@@ -108,7 +108,8 @@ function runTestCommand(source: string | undefined, options: TestOptions): numbe
       process.stdout.write(`${JSON.stringify({ top1, top5, loss, images, dataset, checkpoint, network, init_channels: initChannels, layers })}\n`);
     } else {
       process.stdout.write(`${formatTestResult(result)} | ${result.dataset} | ${result.checkpoint}\n`);
-      if (options.run !== undefined) process.stdout.write(`${testNextSteps(options.run).join('\n')}\n`);
+      // On stderr: stdout stays the one result line a script may read.
+      if (options.run !== undefined) process.stderr.write(`${testNextSteps(options.run).join('\n')}\n`);
     }
     return 0;
   } catch (error) {

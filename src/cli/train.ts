@@ -44,7 +44,7 @@ export function trainCommand(): Command {
   return addImageFolderOptions(new Command('train')
     .description('train a genotype from scratch (spec section 7); defaults are the CIFAR-10 recipe (600 epochs), on the bundled Fashion-MNIST subset, or the ImageNet recipe with the ImageNet network; a genotype from a run directory brings that run\'s dataset, data directory, network, channels and cells as defaults')
     .argument('[genotype]', 'the same as --genotype')
-    .addOption(new Option('--genotype <spec>', `published name (PC_DARTS_cifar, ...), genotype file (.json or Python form) or search run directory, whose --dataset, --data, --network, --init-channels, --layers and --image-size become the defaults (default: "${DEFAULT_TRAIN_GENOTYPE}"; "${DEFAULT_IMAGENET_TRAIN_GENOTYPE}" with the ImageNet network)`))
+    .addOption(new Option('--genotype <spec>', `published name (PC_DARTS_cifar, ...), genotype file (.json or Python form) or run directory, whose dataset, data directory, network, channels, cells and image size become the defaults (default: "${DEFAULT_TRAIN_GENOTYPE}"; "${DEFAULT_IMAGENET_TRAIN_GENOTYPE}" with the ImageNet network)`))
     .addOption(new Option('--nodes <n>', 'intermediate nodes the genotype must have (checked; default: the genotype\'s)').argParser(parseInteger))
     .addOption(new Option('--network <kind>', 'the authors\' NetworkCIFAR or NetworkImageNet, the latter with the ImageNet recipe as defaults (default: imagenet for the ImageNet dataset and images of 128 pixels or more, else cifar)').choices([...NETWORK_KINDS]))
     .addOption(new Option('--dataset <name>', 'training and test data').choices([...DATASET_NAMES]).default(d.dataset))

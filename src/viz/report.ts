@@ -12,7 +12,7 @@ import { CELL_TYPES, cellTitle, type CellType } from './cell-graph.js';
 import { drawCellSvg } from './cell-drawing.js';
 import { renderChartSvg, runCharts } from './charts.js';
 import { graphvizVersion } from './graphviz.js';
-import { readRunDirectory, type EpochRecord, type LogIssue, type RunRecord } from './run-log.js';
+import { readRunDirectory, runInfo, runSettings, type EpochRecord, type LogIssue, type RunRecord } from './run-log.js';
 import { escapeXml, prefixSvgIds, svgElement, svgSize } from './svg.js';
 
 export interface ReportResult {
@@ -25,13 +25,18 @@ export interface ReportResult {
   skipped: LogIssue[];
 }
 
+export interface ReportOptions {
+  /** How the reader starts pcdarts, for the resume command of an unfinished run (default: `npx pcdarts`). */
+  invocation?: string;
+}
+
 /**
  * Reads RUN_DIR and writes its report (default RUN_DIR/report.html). Throws
  * RunDirectoryError for a missing directory or one that holds no run.
  */
-export async function writeRunReport(dir: string, outPath: string = join(dir, 'report.html')): Promise<ReportResult> {
+export async function writeRunReport(dir: string, outPath: string = join(dir, 'report.html'), options: ReportOptions = {}): Promise<ReportResult> {
   const run = readRunDirectory(dir);
-  const { html, charts } = await buildRunReport(run);
+  const { html, charts } = await buildRunReport(run, options);
   writeFileSync(outPath, html);
   return { path: outPath, run, charts, skipped: run.issues.filter((issue) => issue.skipped) };
 }
@@ -65,15 +70,52 @@ function last<T>(items: readonly T[], has: (item: T) => boolean): T | undefined 
   return undefined;
 }
 
+/** Epochs the run's config asks for, if it says. */
+function plannedEpochs(run: RunRecord): number | undefined {
+  const epochs = runSettings(run).epochs;
+  return typeof epochs === 'number' && Number.isInteger(epochs) && epochs > 0 ? epochs : undefined;
+}
+
+/** Whether the run did all its epochs (a training run: and its final test). */
+function isFinished(run: RunRecord): boolean {
+  const planned = plannedEpochs(run);
+  if (planned === undefined) return true;
+  const done = new Set(run.epochs.filter((e) => e.trainLoss !== undefined || e.validLoss !== undefined || e.seconds !== undefined).map((e) => e.epoch)).size;
+  return done >= planned && (run.kind === 'search' || run.test !== undefined);
+}
+
+/** The banner of a run that has not finished: what is there, and the command that continues it. */
+function unfinishedSection(run: RunRecord, invocation: string): string {
+  if (isFinished(run)) return '';
+  const planned = plannedEpochs(run)!;
+  const done = run.epochs.filter((e) => e.trainLoss !== undefined || e.validLoss !== undefined || e.seconds !== undefined).length;
+  const command = `${invocation} ${run.kind === 'search' ? 'search' : 'train'} --resume ${resolve(run.dir)}`;
+  return `<section id="unfinished" class="warning"><h2>Not finished</h2><p>This run has not finished: ${done} of ${planned} epochs are logged `
+    + `(it was stopped, or it is still running). What is shown is what it logged so far${run.kind === 'search' ? '; the cells are those of the last logged epoch' : ''}. `
+    + `Continue it from its last checkpoint with:</p><pre><code>${h(command)}</code></pre></section>`;
+}
+
+function thousands(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
 function summarySection(run: RunRecord): string {
   const accuracy = accuracyFormatter(run);
   const items: [string, string][] = [];
+  const info = runInfo(run);
   items.push(['run', run.kind === 'search' ? 'architecture search' : 'training']);
-  items.push(['epochs logged', String(run.epochs.length)]);
+  const planned = plannedEpochs(run);
+  items.push(['epochs', `${run.epochs.length}${planned !== undefined ? ` of ${planned}` : ''}${isFinished(run) ? '' : ' (not finished)'}`]);
+  const warmup = runSettings(run).warmupEpochs;
+  if (run.kind === 'search' && typeof warmup === 'number' && warmup > 0) items.push(['warm-up (weights only)', `epochs 1-${warmup}`]);
+  const c = runSettings(run);
+  if (typeof c.initChannels === 'number' && typeof c.layers === 'number') items.push(['network', `C${c.initChannels}, ${c.layers} cells${typeof c.network === 'string' ? ` (${c.network})` : ''}`]);
+  if (typeof info.parameters === 'number') items.push(['parameters', `${thousands(info.parameters)} (${(info.parameters / 1e6).toFixed(2)} M)`]);
+  if (typeof info.mult_adds === 'number') items.push(['mult-adds per image', `${thousands(info.mult_adds)} (${(info.mult_adds / 1e6).toFixed(1)} M)`]);
   const lastEpoch = last(run.epochs, (e) => e.trainAcc !== undefined || e.validAcc !== undefined);
   if (lastEpoch !== undefined) {
-    items.push([`train accuracy (epoch ${lastEpoch.epoch})`, accuracy(lastEpoch.trainAcc)]);
-    items.push([`valid accuracy (epoch ${lastEpoch.epoch})`, accuracy(lastEpoch.validAcc)]);
+    items.push([`train accuracy (epoch ${lastEpoch.epoch + 1})`, accuracy(lastEpoch.trainAcc)]);
+    if (lastEpoch.validAcc !== undefined || run.kind === 'search') items.push([`valid accuracy (epoch ${lastEpoch.epoch + 1})`, accuracy(lastEpoch.validAcc)]);
   }
   const valid = run.epochs.map((e) => e.validAcc).filter((v): v is number => v !== undefined);
   if (valid.length > 1) items.push(['best valid accuracy', accuracy(Math.max(...valid))]);
@@ -144,6 +186,7 @@ function genotypeSection(run: RunRecord): string {
   const epochs = run.epochs.filter((e): e is EpochRecord & { genotype: Genotype } => e.genotype !== undefined);
   if (epochs.length === 0) return '';
   const steps = epochs[0]!.genotype.normal.length / 2;
+  const warmup = run.kind === 'search' ? runSettings(run).warmupEpochs : undefined;
   const header =
     '<tr><th rowspan="2">epoch</th><th rowspan="2">changes</th>' +
     CELL_TYPES.map((cell) => `<th colspan="${steps}">${h(cellTitle(cell))}</th>`).join('') +
@@ -166,14 +209,16 @@ function genotypeSection(run: RunRecord): string {
         return `<td>${text.join('<br>')}</td>`;
       }).join(''),
     ).join('');
-    const row = `<tr${changes > 0 ? ' class="changed"' : ''}><th>${epoch}</th><td class="count">${previous === undefined ? '' : changes}</td>${cells}</tr>`;
+    const warm = typeof warmup === 'number' && epoch < warmup;
+    const classes = [changes > 0 ? 'changed' : '', warm ? 'warmup' : ''].filter((c) => c !== '').join(' ');
+    const row = `<tr${classes !== '' ? ` class="${classes}"` : ''}><th>${epoch + 1}${warm ? ' <span class="tag">warm-up</span>' : ''}</th><td class="count">${previous === undefined ? '' : changes}</td>${cells}</tr>`;
     previous = genotype;
     return row;
   });
   return (
     '<section id="genotypes"><h2>Genotype per epoch</h2>' +
     '<p class="note">Each node keeps two (operation ← input) pairs; <mark>marked</mark> pairs are new since the epoch before; ' +
-    '"changes" counts them.</p>' +
+    '"changes" counts them. Epochs are numbered from 1; those tagged warm-up took no architecture step (their genotype is that of the starting α).</p>' +
     `<div class="scroll"><table class="genotypes">${header}\n${rows.join('\n')}</table></div></section>`
   );
 }
@@ -216,6 +261,9 @@ table { border-collapse: collapse; font-size: 12px; }
 th, td { border: 1px solid #e0e0e0; padding: 3px 6px; text-align: left; vertical-align: top; }
 table.genotypes td { white-space: nowrap; font-family: "DejaVu Sans Mono", monospace; }
 table.genotypes tr.changed > th { background: #fff3c4; }
+table.genotypes tr.warmup > td { color: #888; }
+.tag { font-size: 10px; color: #666; background: #ececec; border-radius: 3px; padding: 0 3px; }
+pre { background: #f6f6f6; padding: 6px 10px; border-radius: 4px; overflow-x: auto; }
 td.count { text-align: right; }
 mark { background: #ffd54f; }
 table.config td code { white-space: pre-wrap; word-break: break-all; }
@@ -223,7 +271,7 @@ footer { margin-top: 40px; color: #888; font-size: 12px; }
 `;
 
 /** The report's HTML text (and the ids of its charts). */
-export async function buildRunReport(run: RunRecord): Promise<{ html: string; charts: string[] }> {
+export async function buildRunReport(run: RunRecord, options: ReportOptions = {}): Promise<{ html: string; charts: string[] }> {
   const charts = runCharts(run);
   const rendered = await Promise.all(
     charts.map(async (chart) => {
@@ -237,6 +285,7 @@ export async function buildRunReport(run: RunRecord): Promise<{ html: string; ch
   const name = basename(resolve(run.dir));
   const title = `${run.kind === 'search' ? 'Architecture search' : 'Training'} run ${name}`;
   const sections = [
+    unfinishedSection(run, options.invocation ?? 'npx pcdarts'),
     summarySection(run),
     issuesSection(run),
     await cellsSection(run),

@@ -81,6 +81,18 @@ export interface RunRecord {
   logLines: number;
 }
 
+/** The run's settings: config.json's `config` (as src/run writes it), else config.json itself (older or hand-written runs). */
+export function runSettings(run: RunRecord): Record<string, unknown> {
+  const file = run.config ?? {};
+  return isObject(file['config']) ? file['config'] : file;
+}
+
+/** config.json's `info` (dataset facts, parameters and mult-adds of a training run); empty when absent. */
+export function runInfo(run: RunRecord): Record<string, unknown> {
+  const file = run.config ?? {};
+  return isObject(file['info']) ? file['info'] : {};
+}
+
 /** Thrown for a directory that is missing or holds no run: the CLI turns it into exit code 2. */
 export class RunDirectoryError extends Error {}
 

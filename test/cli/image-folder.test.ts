@@ -136,7 +136,7 @@ describe('bad image-folder input: exit 2, one line, no run directory', () => {
     const jpeg = await encodeVariant('jpeg', pattern(40, 30, 1), 40, 30);
     writeFileSync(join(dir, 'train', 'dog', 'cut.jpg'), jpeg.subarray(0, Math.floor(jpeg.length * 0.6)));
     const out = join(root, 'never');
-    const args = [...SEARCH.map((a) => (a === DATA ? dir : a)), '--epochs', '1', '--threads', '2'];
+    const args = [...SEARCH.map((a) => (a === DATA ? dir : a)), '--epochs', '1', '--warmup-epochs', '0', '--threads', '2'];
     assertBadInput(await pcdarts(...args, '--out', out), /^pcdarts search: .*corrupt\/train\/dog\/cut\.jpg: cannot decode: .*--skip-bad-images/);
     assert.ok(!existsSync(out), 'no run directory on bad input');
     const skipped = join(root, 'skipped');
