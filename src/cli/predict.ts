@@ -11,8 +11,9 @@ import { existsSync, statSync } from 'node:fs';
 
 import { Command, Option } from 'commander';
 
-import { DATASET_NAMES, type DatasetName, oneLine, RunInputError, useBackend } from '../index.js';
+import { DATASET_NAMES, type DatasetName, RunInputError, useBackend } from '../index.js';
 import { predictImages, type PredictResult } from '../export/predict.js';
+import { cappedThreads, reportFailure } from './common.js';
 import { parseInteger } from './search.js';
 import { genotypeArgument } from './train.js';
 
@@ -73,7 +74,6 @@ function json(result: PredictResult): string {
 }
 
 async function runPredictCommand(model: string, images: string[], options: PredictCommandOptions): Promise<number> {
-  const err = (line: string): void => { process.stderr.write(`pcdarts predict: ${line}\n`); };
   try {
     for (const [flag, value] of [['--top', options.top], ['--batch-size', options.batchSize], ['--threads', options.threads]] as const) {
       if (value !== undefined && value < 1) throw new RunInputError(`${flag}: expected an integer >= 1, got ${value}`);
@@ -83,7 +83,7 @@ async function runPredictCommand(model: string, images: string[], options: Predi
     if (onnx && (options.last || options.genotype !== undefined || options.dataset !== undefined)) {
       throw new RunInputError(`${model} is an ONNX model: it records its own architecture and data (--last, --genotype and --dataset go with a run or weights file)`);
     }
-    if (!onnx) useBackend(options.threads ?? null);
+    if (!onnx) useBackend(cappedThreads('predict', options.threads) ?? null);
     const result = await predictImages({
       onnx: onnx ? model : undefined,
       run: !onnx && !isFile ? model : undefined,
@@ -96,7 +96,6 @@ async function runPredictCommand(model: string, images: string[], options: Predi
     process.stdout.write(options.json ? json(result) : text(result));
     return 0;
   } catch (error) {
-    err(oneLine(error));
-    return error instanceof RunInputError ? 2 : 1;
+    return reportFailure('predict', error);
   }
 }
