@@ -7,7 +7,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 
 import {
   DATASET_NAMES, DEFAULT_SEARCH_CONFIG, DEFAULT_SEARCH_RUNTIME, formatEpochLine, formatStepStatus, genotypeToJSON,
-  IMAGENET_SEARCH_RECIPE, NETWORK_KINDS, oneLine, parseSubsetFractions, RunInputError, type SearchConfig, SearchRun,
+  estimateSearchTime, formatEstimate, IMAGENET_SEARCH_RECIPE, NETWORK_KINDS, oneLine, readRunConfig, parseSubsetFractions, RunInputError, type SearchConfig, SearchRun,
   type SearchRuntime,
 } from '../index.js';
 import { cappedThreads, reportFailure } from './common.js';
@@ -138,6 +138,7 @@ async function runSearchCommand(command: Command): Promise<number> {
     run.dispose();
     return 0;
   }
+  if (run.position.epoch === 0 && run.position.step === 0) printSearchEstimate(run);
   const outcome = await driveRun('search', run, { step: formatStepStatus, epoch: formatEpochLine });
   if (typeof outcome === 'number') return outcome;
   process.stdout.write(`search finished: ${dir}/genotype.json\n`);
@@ -145,4 +146,27 @@ async function runSearchCommand(command: Command): Promise<number> {
   await writeReportAfterRun(dir);
   process.stdout.write(`${searchNextSteps(dir).join('\n')}\n`);
   return 0;
+}
+
+/** Searches of more than this many seconds say how to make a shorter one. */
+const LONG_SEARCH_SECONDS = 3600;
+
+/** "estimated time: about 6 h (50 epochs, 15 of warm-up; ...)" before a new search starts. */
+function printSearchEstimate(run: SearchRun): void {
+  const err = (line: string): void => { process.stderr.write(`pcdarts search: ${line}\n`); };
+  try {
+    const info = readRunConfig(run.directory).info as Record<string, number>;
+    const config = run.config;
+    const estimate = estimateSearchTime(config, {
+      channels: info.channels!, imageSize: info.image_size!, classes: info.classes!, weightImages: info.weight_images!, archImages: info.arch_images!,
+    });
+    let line = `estimated time: ${formatEstimate(estimate.seconds)} on this machine (${config.epochs} epochs, the first ${config.warmupEpochs} of warm-up; `
+      + `C${config.initChannels}, ${config.layers} cells, K ${config.k}, ${info.weight_images} + ${info.arch_images} images)`;
+    if (estimate.seconds > LONG_SEARCH_SECONDS) {
+      line += '; for a first look: --epochs 6 --warmup-epochs 2 --limit-train 2000 --batch-size 64 --layers 5 --init-channels 8 (README, Your first hour)';
+    }
+    err(line);
+  } catch (error) {
+    err(`estimated time: unknown (${oneLine(error)})`);
+  }
 }

@@ -63,8 +63,8 @@ export function testCommand(): Command {
     });
 }
 
-/** Evaluations that take longer than this show a progress display. */
-const PROGRESS_AFTER_MS = 2000;
+/** Evaluations that take longer than this show a progress display (PCDARTS_TEST_PROGRESS_AFTER_MS: the tests' hook). */
+const PROGRESS_AFTER_MS = Number(process.env.PCDARTS_TEST_PROGRESS_AFTER_MS ?? 2000);
 
 function runTestCommand(source: string | undefined, options: TestOptions): number {
   let progress: ProgressReporter | null = null;
@@ -95,7 +95,7 @@ function runTestCommand(source: string | undefined, options: TestOptions): numbe
       imageSize: options.imageSize, skipBadImages: options.skipBadImages,
       pipeline: { workers: dataWorkers, prefetch: options.prefetch },
       onBatch: (done, total) => {
-        if (progress === null && done < total && Date.now() - started > PROGRESS_AFTER_MS) {
+        if (progress === null && done < total && Date.now() - started >= PROGRESS_AFTER_MS) {
           progress = createProgress(process.stderr);
           progress.start(total, done, 'test images');
         }

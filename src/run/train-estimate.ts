@@ -1,12 +1,17 @@
 /**
- * How long a training run will take on this machine, before it starts: one timed inference
+ * How long a training run (or a search) will take on this machine, before it starts: one timed inference
  * pass of a scratch copy of the run's network on a few blank images gives the machine's
  * multiply-add rate for that network; a training step costs TRAIN_STEP_FACTOR inference
  * passes (backward is about twice the forward, plus drop path, the auxiliary head and the
  * optimiser). Nothing of the run changes (the scratch network leaves the generator as it was).
  */
+import { SearchNetwork } from '../darts/search-network.js';
+import { disposeModule } from '../nn/layers.js';
 import { noGrad } from '../tensor/autograd.js';
-import { tidy, zeros } from '../tensor/tensor.js';
+import { defaultRandom } from '../tensor/random.js';
+import { type Tensor, tidy, zeros } from '../tensor/tensor.js';
+import type { SearchConfig } from './search.js';
+import { searchNetworkConfig } from './search.js';
 import { buildTrainNetwork, type TrainConfig, trainNetworkOptions, withScratchNetwork } from './train-settings.js';
 
 /** Seconds of a training image over seconds of an inference image (measured here: see README, first hour). */
@@ -52,6 +57,50 @@ export function estimateTrainTime(config: TrainConfig, data: EstimateData): Trai
   const inferenceSecondsPerImage = seconds / CALIBRATION_IMAGES;
   const secondsPerEpoch = inferenceSecondsPerImage * (TRAIN_STEP_FACTOR * data.trainImages + data.evaluatedImages);
   return { inferenceSecondsPerImage, secondsPerEpoch, seconds: secondsPerEpoch * config.epochs };
+}
+
+/** Seconds of an architecture step over seconds of a weight step: first order about 1, the unrolled second order about 3. */
+const ARCH_STEP_FACTOR: Record<number, number> = { 1: 1, 2: 3 };
+
+export interface SearchEstimateData {
+  channels: number;
+  imageSize: number;
+  classes: number;
+  /** Images of the weights' half and of the architecture's half. */
+  weightImages: number;
+  archImages: number;
+}
+
+/**
+ * A search's time: a weight step costs TRAIN_STEP_FACTOR inference passes of the search
+ * network, an architecture step (after the warm-up) as much again (three times that for the
+ * second order), and every epoch ends with an inference pass over the architecture's half.
+ */
+export function estimateSearchTime(config: SearchConfig & { order?: number }, data: SearchEstimateData): TrainEstimate {
+  const saved = defaultRandom().getState();
+  let network: SearchNetwork | null = null;
+  let seconds: number;
+  try {
+    network = new SearchNetwork(searchNetworkConfig(config, data.channels, data.classes));
+    const model = network;
+    model.eval();
+    const pass = (images: number): number => {
+      const started = performance.now();
+      noGrad(() => tidy(() => { model.forward(zeros([images, data.channels, data.imageSize, data.imageSize]) as Tensor); }));
+      return (performance.now() - started) / 1000;
+    };
+    pass(WARM_UP_IMAGES);
+    seconds = pass(CALIBRATION_IMAGES);
+  } finally {
+    if (network !== null) disposeModule(network);
+    defaultRandom().setState(saved);
+  }
+  const perImage = seconds / CALIBRATION_IMAGES;
+  const weights = TRAIN_STEP_FACTOR * data.weightImages + data.archImages;
+  const arch = TRAIN_STEP_FACTOR * (ARCH_STEP_FACTOR[config.order ?? 1] ?? 1) * data.weightImages;
+  const warmup = Math.min(config.warmupEpochs, config.epochs);
+  const total = perImage * (weights * config.epochs + arch * (config.epochs - warmup));
+  return { inferenceSecondsPerImage: perImage, secondsPerEpoch: perImage * (weights + arch), seconds: total };
 }
 
 /** "about 25 min", "about 3.1 h", "about 4 days". */

@@ -69,6 +69,12 @@ describe('a first search, then train, info and test on it', () => {
     assert.equal(readJson(join(search, 'config.json')).info.threads, availableParallelism());
   });
 
+  it('prints its estimated time before it starts', () => {
+    const lines = searched.stderr.split('\n');
+    const estimate = lines.findIndex((l) => /^pcdarts search: estimated time: about \d+(\.\d)? (s|min|h|days) on this machine \(2 epochs, the first 1 of warm-up; C4, 3 cells, K 2, 64 \+ 64 images\)$/.test(l));
+    assert.ok(estimate >= 0 && estimate < lines.findIndex((l) => /run directory/.test(l)), searched.stderr);
+  });
+
   it('takes the authors\' flag names, printing the pcdarts name of each once', () => {
     const config = readJson(join(search, 'config.json')).config;
     assert.equal(config.batchSize, 32);
@@ -147,6 +153,14 @@ describe('a first search, then train, info and test on it', () => {
       }
     });
 
+    it('test shows its progress when the test split takes a while', async () => {
+      const r = await run(process.execPath, [MAIN, 'test', trained, '--limit-test', '96', '--batch-size', '16'], { env: { PCDARTS_TEST_PROGRESS_AFTER_MS: '0' } });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /^\[\d+s\] 16\/96 test images \(17%\), ETA/m);
+      assert.match(r.stderr, /^\[\d+s\] 96\/96 test images \(100%\)/m);
+      assert.equal(r.stdout.split('\n').filter((l) => l !== '').length, 1, 'stdout: the result line only');
+    });
+
     it('flags given override the inherited defaults', async () => {
       const out = join(root, 'override');
       const r = await pcdarts('train', search, '--init-channels', '8', '--epochs', '1', '--limit-train', '32', '--limit-test', '16', '--batch-size', '16', '--threads', '2', '--out', out);
@@ -170,6 +184,27 @@ describe('a first search, then train, info and test on it', () => {
       assert.equal(elsewhere.code, 0, elsewhere.stderr);
       assert.match(elsewhere.stderr, new RegExp(`next: export it for inference: node ${MAIN} export ${trained}$`, 'm'));
     });
+  });
+});
+
+describe('the authors\' flag names', () => {
+  it('--unrolled is --order 2, --set is --dataset, --report_freq is not needed; each says so once', async () => {
+    const out = join(root, 'unrolled');
+    const r = await pcdarts('search', '--unrolled', '--set', 'cifar100', '--report_freq', '50', '--epochs', '2', '--warmup-epochs', '2', '--out', out);
+    assert.equal(r.code, 2);
+    const lines = r.stderr.split('\n').filter((l) => l !== '');
+    assert.deepEqual(lines.slice(0, 3), [
+      'pcdarts search: note: --unrolled is --order 2 in pcdarts (the authors\' name works too)',
+      'pcdarts search: note: --set is --dataset in pcdarts (the authors\' name works too)',
+      'pcdarts search: note: --report_freq is not needed: pcdarts shows every step on its progress line and logs every step to RUN_DIR/log.jsonl; ignored',
+    ]);
+    assert.match(lines[3]!, /--warmup-epochs 2 is not below --epochs 2/);
+    assert.equal(lines.length, 4);
+    assert.ok(!existsSync(out));
+  });
+
+  it('a name the command does not have stays an unknown option', async () => {
+    assertBadInput(await pcdarts('train', '--unrolled'), /^pcdarts train: unknown option '--unrolled'/);
   });
 });
 
