@@ -182,7 +182,7 @@ describe('pcdarts predict: bad input is one line, exit 2, nothing on stdout', ()
 
   it('a search run, a train run that is not trained, a directory that is not a run', async () => {
     const search = join(root, 'search');
-    const searched = await pcdarts('search', '--epochs', '1', '--limit-train', '64', '--batch-size', '32', '--layers', '2', '--init-channels', '4', '--threads', '2', '--out', search);
+    const searched = await pcdarts('search', '--epochs', '1', '--warmup-epochs', '0', '--limit-train', '64', '--batch-size', '32', '--layers', '2', '--init-channels', '4', '--threads', '2', '--out', search);
     assert.equal(searched.code, 0, searched.stderr);
     await bad([search, files[0]], /^pcdarts predict: .*search is a search run: .*retrain its genotype first/);
     const fresh = join(root, 'fresh');

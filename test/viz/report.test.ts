@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -177,6 +177,11 @@ function pcdarts(...args: string[]): { status: number | null; stdout: string; st
 describe('commands', () => {
   test('visualize: SVG of both cells, PNG of one', () => {
     const svg = join(scratch, 'out', 'cells.svg');
+    // The folder must exist: visualize creates no directory it was not asked for.
+    const missing = pcdarts('visualize', 'PC_DARTS_cifar', '--out', svg);
+    assert.equal(missing.status, 2);
+    assert.match(missing.stderr, /out: cannot open: the directory .*out does not exist/);
+    mkdirSync(join(scratch, 'out'));
     const both = pcdarts('visualize', 'PC_DARTS_cifar', '--out', svg);
     assert.equal(both.status, 0, both.stderr);
     assert.match(both.stdout, /normal and reduction cells/);
