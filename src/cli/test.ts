@@ -96,10 +96,10 @@ function runTestCommand(source: string | undefined, options: TestOptions): numbe
       pipeline: { workers: dataWorkers, prefetch: options.prefetch },
       onBatch: (done, total) => {
         if (progress === null && done < total && Date.now() - started >= PROGRESS_AFTER_MS) {
-          progress = createProgress(process.stderr);
-          progress.start(total, done, 'test images');
+          progress = createProgress(process.stderr, { unit: 'test images' });
+          progress.start(total, done);
         }
-        progress?.update(done, 'test images');
+        progress?.update(done);
       },
     });
     (progress as ProgressReporter | null)?.stop();

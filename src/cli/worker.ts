@@ -10,6 +10,7 @@ import { availableParallelism } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 
 import { oneLine, RunInputError, SIGNAL_EXIT_CODES, type StopSignal } from '../index.js';
+import { cappedThreads, reportFailure } from './common.js';
 import {
   checkReachable, DEFAULT_ATTEMPTS, DEFAULT_LOCK_DURATION_MS, DEFAULT_STALLED_INTERVAL_MS, parseQueueUrl, TrialWorker,
   type WorkerEvent,
@@ -58,7 +59,7 @@ export function workerCommand(): Command {
 async function runWorker(options: { queue: string; concurrency: number; threads?: number; attempts: number }): Promise<number> {
   const err = (line: string): void => { process.stderr.write(`pcdarts worker: ${line}\n`); };
   let worker: TrialWorker;
-  const threads = options.threads ?? Math.max(1, Math.floor(availableParallelism() / options.concurrency));
+  const threads = cappedThreads('worker', options.threads) ?? Math.max(1, Math.floor(availableParallelism() / options.concurrency));
   try {
     const address = parseQueueUrl(options.queue);
     await checkReachable(address);
@@ -75,8 +76,7 @@ async function runWorker(options: { queue: string; concurrency: number; threads?
     await worker.start();
     err(`${worker.name} on ${address.url}: ${options.concurrency} trial(s) at once, ${threads} thread(s) each, ${options.attempts} attempt(s); job lock ${DEFAULT_LOCK_DURATION_MS / 1000} s, stalled check every ${DEFAULT_STALLED_INTERVAL_MS / 1000} s`);
   } catch (error) {
-    err(oneLine(error));
-    return error instanceof RunInputError ? 2 : 1;
+    return reportFailure('worker', error);
   }
   const signal = await new Promise<StopSignal>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));

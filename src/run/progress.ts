@@ -43,7 +43,7 @@ export class LineProgress implements ProgressReporter {
   private startMs = 0;
   private lastLineMs = -Infinity;
 
-  constructor(private readonly write: (line: string) => void, private readonly intervalMs = 10_000, private readonly now = () => Date.now()) {}
+  constructor(private readonly write: (line: string) => void, private readonly intervalMs = 10_000, private readonly now = () => Date.now(), private readonly unit = 'steps') {}
 
   start(total: number, done: number, status?: string): void {
     this.total = total;
@@ -71,7 +71,7 @@ export class LineProgress implements ProgressReporter {
     const percent = this.total > 0 ? Math.floor((100 * done) / this.total) : 100;
     const eta = estimateSecondsLeft(this.startDone, this.startMs, done, this.total, now);
     const elapsed = formatDuration((now - this.startMs) / 1000);
-    this.write(`[${elapsed}] ${done}/${this.total} steps (${percent}%), ETA ${formatDuration(eta)}${status ? ` | ${status}` : ''}`);
+    this.write(`[${elapsed}] ${done}/${this.total} ${this.unit} (${percent}%), ETA ${formatDuration(eta)}${status ? ` | ${status}` : ''}`);
   }
 }
 
@@ -80,10 +80,10 @@ export class TerminalProgress implements ProgressReporter {
   private readonly bars: cliProgress.MultiBar;
   private bar: cliProgress.SingleBar | null = null;
 
-  constructor(stream: NodeJS.WriteStream) {
+  constructor(stream: NodeJS.WriteStream, unit = 'steps') {
     this.bars = new cliProgress.MultiBar({
       stream,
-      format: '{bar} {percentage}% | {value}/{total} steps | ETA {eta_formatted} | {status}',
+      format: `{bar} {percentage}% | {value}/{total} ${unit} | ETA {eta_formatted} | {status}`,
       etaBuffer: 50,
       hideCursor: true,
       clearOnComplete: false,
@@ -111,8 +111,8 @@ export class TerminalProgress implements ProgressReporter {
 }
 
 /** A bar on a terminal, plain lines otherwise. */
-export function createProgress(stream: NodeJS.WriteStream, options: { intervalMs?: number } = {}): ProgressReporter {
+export function createProgress(stream: NodeJS.WriteStream, options: { intervalMs?: number; unit?: string } = {}): ProgressReporter {
   return stream.isTTY
-    ? new TerminalProgress(stream)
-    : new LineProgress((line) => { stream.write(`${line}\n`); }, options.intervalMs);
+    ? new TerminalProgress(stream, options.unit)
+    : new LineProgress((line) => { stream.write(`${line}\n`); }, options.intervalMs, undefined, options.unit);
 }

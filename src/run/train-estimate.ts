@@ -21,6 +21,31 @@ export const TRAIN_STEP_FACTOR = 3.5;
 const CALIBRATION_IMAGES = 8;
 const WARM_UP_IMAGES = 2;
 
+/** A timed pass shorter than this is repeated with more images (up to a batch): small networks cost per call, not per image. */
+const MIN_TIMED_SECONDS = 0.5;
+
+/**
+ * Seconds per image of `forward` (no gradients) on blank images: an untimed pass, a timed one
+ * of CALIBRATION_IMAGES, and, when that was quick, one of as many images as half a second
+ * takes (at most a batch), so that a small network is timed at the batch it runs.
+ */
+function secondsPerImage(forward: (x: Tensor) => void, data: { channels: number; imageSize: number }, batchSize: number): number {
+  const pass = (images: number): number => {
+    const started = performance.now();
+    noGrad(() => tidy(() => { forward(zeros([images, data.channels, data.imageSize, data.imageSize])); }));
+    return (performance.now() - started) / 1000;
+  };
+  pass(WARM_UP_IMAGES); // the first pass also compiles and allocates
+  let images = CALIBRATION_IMAGES;
+  let seconds = pass(images);
+  const more = Math.min(batchSize, Math.ceil((images * MIN_TIMED_SECONDS) / Math.max(seconds, 1e-3)));
+  if (seconds < MIN_TIMED_SECONDS && more > images) {
+    images = more;
+    seconds = pass(images);
+  }
+  return seconds / images;
+}
+
 export interface TrainEstimate {
   /** Seconds of one inference image of this network on this machine. */
   inferenceSecondsPerImage: number;
@@ -45,16 +70,10 @@ export function estimateTrainTime(config: TrainConfig, data: EstimateData): Trai
     () => buildTrainNetwork(config.network, trainNetworkOptions(config, data.channels, data.classes)),
     (network) => {
       network.eval();
-      const pass = (images: number): number => {
-        const started = performance.now();
-        noGrad(() => tidy(() => { network.forward(zeros([images, data.channels, data.imageSize, data.imageSize])); }));
-        return (performance.now() - started) / 1000;
-      };
-      pass(WARM_UP_IMAGES); // the first pass also compiles and allocates
-      return pass(CALIBRATION_IMAGES);
+      return secondsPerImage((x) => { network.forward(x); }, data, config.batchSize);
     },
   );
-  const inferenceSecondsPerImage = seconds / CALIBRATION_IMAGES;
+  const inferenceSecondsPerImage = seconds;
   const secondsPerEpoch = inferenceSecondsPerImage * (TRAIN_STEP_FACTOR * data.trainImages + data.evaluatedImages);
   return { inferenceSecondsPerImage, secondsPerEpoch, seconds: secondsPerEpoch * config.epochs };
 }
@@ -84,18 +103,12 @@ export function estimateSearchTime(config: SearchConfig & { order?: number }, da
     network = new SearchNetwork(searchNetworkConfig(config, data.channels, data.classes));
     const model = network;
     model.eval();
-    const pass = (images: number): number => {
-      const started = performance.now();
-      noGrad(() => tidy(() => { model.forward(zeros([images, data.channels, data.imageSize, data.imageSize]) as Tensor); }));
-      return (performance.now() - started) / 1000;
-    };
-    pass(WARM_UP_IMAGES);
-    seconds = pass(CALIBRATION_IMAGES);
+    seconds = secondsPerImage((x) => { model.forward(x); }, data, config.batchSize);
   } finally {
     if (network !== null) disposeModule(network);
     defaultRandom().setState(saved);
   }
-  const perImage = seconds / CALIBRATION_IMAGES;
+  const perImage = seconds;
   const weights = TRAIN_STEP_FACTOR * data.weightImages + data.archImages;
   const arch = TRAIN_STEP_FACTOR * (ARCH_STEP_FACTOR[config.order ?? 1] ?? 1) * data.weightImages;
   const warmup = Math.min(config.warmupEpochs, config.epochs);
