@@ -180,7 +180,7 @@ describe('commands', () => {
     // The folder must exist: visualize creates no directory it was not asked for.
     const missing = pcdarts('visualize', 'PC_DARTS_cifar', '--out', svg);
     assert.equal(missing.status, 2);
-    assert.match(missing.stderr, /out: cannot open: the directory .*out does not exist/);
+    assert.match(missing.stderr, /cells\.svg: cannot open: the directory .*out does not exist/);
     mkdirSync(join(scratch, 'out'));
     const both = pcdarts('visualize', 'PC_DARTS_cifar', '--out', svg);
     assert.equal(both.status, 0, both.stderr);
