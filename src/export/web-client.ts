@@ -172,6 +172,7 @@ export function classifierPage(): void {
       preview.height = Math.max(1, Math.round(bitmap.height * scale));
       preview.getContext('2d')!.drawImage(bitmap, 0, 0, preview.width, preview.height);
       const x = imageInput(bitmap);
+      (globalThis as any).pcdartsLastInput = x; // the network input of the last image (for tests and debugging)
       bitmap.close();
       const t = info.transform;
       const result = await session.run({ input: new ortGlobal.Tensor('float32', x, [1, t.channels, t.size, t.size]) });

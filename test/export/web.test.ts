@@ -19,7 +19,14 @@ import { after, before, describe, it } from 'node:test';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import sharp from 'sharp';
 
-import { decodeOnnxModel, onnxMetadata } from '../../src/export/index.js';
+import { IMAGENET_MEAN, IMAGENET_STD } from '../../src/data/index.js';
+import { NetworkImageNet } from '../../src/eval/network.js';
+import { decodeOnnxModel, exportPytorch, imageInput, inputTransform, networkArchitecture, onnxMetadata } from '../../src/export/index.js';
+import { setBackend } from '../../src/kernels/registry.js';
+import { disposeModule } from '../../src/nn/layers.js';
+import { manualSeed } from '../../src/tensor/random.js';
+import { pattern, storedWithOrientation } from '../data/image-fixture.js';
+import { EVERY_OPERATION, randomizeBatchNorms } from './helpers.js';
 import { loadRunDataset } from '../../src/run/data.js';
 import { assertBadInput, pcdarts } from '../cli/process.js';
 
@@ -196,6 +203,51 @@ describe('pcdarts export --format web', () => {
       } finally {
         server.close();
       }
+    });
+
+    it('a colour model at 224 (the image-folder transform): resized and EXIF-rotated photos, resized by the browser, stay close to pcdarts predict', async () => {
+      // A NetworkImageNet with random weights and batch-norm statistics, as a weights file that describes itself.
+      setBackend('wasm', { threads: 2 });
+      manualSeed(31);
+      const network = new NetworkImageNet({ genotype: EVERY_OPERATION, channels: 8, layers: 4, classes: 5, auxiliary: false });
+      randomizeBatchNorms(network, 9);
+      const weights = join(root, 'imagenet.safetensors');
+      writeFileSync(weights, exportPytorch(network, {
+        ...networkArchitecture(network), imageSize: [224, 224], classNames: ['ant', 'bee', 'cow', 'dog', 'eel'],
+        mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD], dataset: 'imagenet', pcdartsVersion: 'test',
+      }));
+      disposeModule(network);
+      const colourPage = join(root, 'page-imagenet');
+      const exported = await pcdarts('export', weights, '--format', 'web', '--out', colourPage);
+      assert.equal(exported.code, 0, exported.stderr);
+      const photos = [join(root, 'wide.jpg'), join(root, 'rotated.jpg')];
+      writeFileSync(photos[0], await sharp(Buffer.from(pattern(300, 250, 7)), { raw: { width: 300, height: 250, channels: 3 } }).jpeg({ quality: 95 }).toBuffer());
+      writeFileSync(photos[1], await storedWithOrientation(pattern(240, 330, 8), 240, 330, 6, 'jpeg'));
+      const p = await browser.newPage();
+      await p.goto(pathToFileURL(join(colourPage, 'index.html')).href);
+      await p.waitForFunction(() => document.body.dataset.state === 'ready', null, { timeout: 120_000 });
+      for (const photo of photos) {
+        await p.evaluate(() => { document.body.dataset.state = 'ready'; });
+        await p.setInputFiles('#file', photo);
+        const result = await shown(p);
+        assert.equal(result.state, 'done', result.status);
+        // The browser's input against predict's (sharp): the same geometry and orientation, resampling a level or two apart.
+        const ours = await imageInput(new Uint8Array(readFileSync(photo)), inputTransform({ dataset: 'imagenet', imageSize: [224, 224], inChannels: 3, mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD] }));
+        const theirs = await p.evaluate(() => Array.from((globalThis as unknown as { pcdartsLastInput: Float32Array }).pcdartsLastInput));
+        assert.equal(theirs.length, ours.length);
+        let levels = 0;
+        for (let i = 0; i < ours.length; i++) levels += Math.abs(theirs[i] - ours[i]) * IMAGENET_STD[Math.floor(i / (224 * 224))] * 255;
+        levels /= ours.length;
+        console.log(`# web page input vs pcdarts predict input on ${photo}: mean |diff| ${levels.toFixed(2)} of 255 levels`);
+        assert.ok(levels < 3, `the page's input differs by ${levels.toFixed(2)} levels on average`);
+        const expected = await predicted(weights, photo);
+        const worst = Math.max(...result.top.map((s) => Math.abs(s.probability - expected.find((e) => e.index === s.index)!.probability)));
+        const margin = expected[0].probability - expected[1].probability;
+        console.log(`# web page (browser resize) vs pcdarts predict (sharp) on ${photo}: top ${result.top[0].name} / ${expected[0].class}, max |probability diff| ${worst.toExponential(2)} (predict's top-2 margin ${margin.toFixed(3)})`);
+        assert.ok(worst < 0.02, `probabilities differ by ${worst}`);
+        if (margin > 0.04) assert.equal(result.top[0].index, expected[0].index);
+      }
+      await p.close();
     });
   });
 
