@@ -27,9 +27,15 @@ export interface PhaseJobState {
   failedReason?: string;
 }
 
-async function describe(job: Job | undefined, trialId: string, phase: Phase, id: string): Promise<PhaseJobState> {
-  if (job === undefined) return { trialId, phase, jobId: id, state: 'missing', attemptsMade: 0, attemptsStarted: 0 };
-  const state = (await job.getState()) as JobState;
+/**
+ * The state is read BEFORE the job's data: a job that finishes between the two reads then shows
+ * its old state with its new data (polled again later), never "completed" with the data of
+ * before it completed.
+ */
+async function describe(queue: Queue, trialId: string, phase: Phase, id: string): Promise<PhaseJobState> {
+  const state = (await queue.getJobState(id)) as JobState;
+  const job: Job | undefined = await queue.getJob(id);
+  if (job === undefined || state === 'unknown') return { trialId, phase, jobId: id, state: 'missing', attemptsMade: 0, attemptsStarted: 0 };
   const progress = typeof job.progress === 'object' && job.progress !== null ? (job.progress as unknown as TrialJobProgress) : undefined;
   const worker = progress?.worker ?? job.processedBy;
   return {
@@ -61,7 +67,7 @@ async function readWith(queue: Queue, experiment: string, trials: readonly Trial
   for (const trial of trials) {
     for (const phase of trial.phases) {
       const id = jobId(experiment, trial.id, phase);
-      states.push(await describe(await queue.getJob(id), trial.id, phase, id));
+      states.push(await describe(queue, trial.id, phase, id));
     }
   }
   return states;
