@@ -190,6 +190,12 @@ function runCommand(): Command {
           return;
         }
         process.stdout.write(`experiment finished: ${done} of ${t.length} trials done${failed > 0 ? `, ${failed} failed (errors in ${options.out}/results.json)` : ''}\nresults: ${options.out}/results.json\n`);
+        try {
+          const written = await writeReport(options.out);
+          process.stdout.write(`report: ${written.markdown}\nreport: ${written.html}\n`);
+        } catch (error) {
+          process.stderr.write(`warning: the report was not written: ${oneLine(error)}\n`);
+        }
         process.exitCode = 0;
       } catch (error) {
         progress.stop();
@@ -199,6 +205,30 @@ function runCommand(): Command {
       } finally {
         clearInterval(mirror);
         handlers.dispose();
+      }
+    });
+}
+
+/** Writes DIR/report.md and DIR/report.html; returns their paths. */
+async function writeReport(dir: string): Promise<{ markdown: string; html: string }> {
+  const { writeExperimentReport } = await import('../experiment/report-html.js');
+  return writeExperimentReport(dir);
+}
+
+function reportCommand(): Command {
+  return new Command('report')
+    .description('write DIR/report.md and DIR/report.html: tables shaped like the paper\'s Tables 3 and 4 (mean ± std over seeds, every run), accuracy against search cost per K, the cells found, operation frequencies')
+    .argument('<dir>', 'experiment directory (experiment run --out)')
+    .action(async (dir: string) => {
+      try {
+        const { readExperimentSpec } = await import('../experiment/index.js');
+        readExperimentSpec(dir);
+        const written = await writeReport(dir);
+        process.stdout.write(`report: ${written.markdown}\nreport: ${written.html}\n`);
+        process.exitCode = 0;
+      } catch (error) {
+        process.stderr.write(`pcdarts experiment report: ${oneLine(error)}\n`);
+        process.exitCode = error instanceof RunInputError ? 2 : 1;
       }
     });
 }
@@ -215,6 +245,7 @@ export function experimentCommand(): Command {
   });
   command.addCommand(configure(runCommand()));
   command.addCommand(configure(statusCommand()));
+  command.addCommand(configure(reportCommand()));
   command.addCommand(configure(trialCommand()), { hidden: true });
   return command;
 }

@@ -99,6 +99,25 @@ describe('pcdarts experiment run', () => {
     assert.match(first.stderr, /\d+(\.\d)?\/10 epochs \(\d+%\), ETA/);
   });
 
+  it('writes report.md and report.html at the end (experiment report DIR writes them again)', async () => {
+    assert.match(first.stdout, /report: .*report\.md\nreport: .*report\.html/);
+    const md = readFileSync(join(whole, 'report.md'), 'utf8');
+    const [pc] = trialsOf(whole);
+    assert.ok(md.includes(`| pcdarts K=2 EN | yes (K=2) | yes | 1 | 1/1 | ${(100 * (1 - pc.top1!)).toFixed(2)} (1 seed) |`), md);
+    assert.match(md, /- pcdarts K=2 EN: only 1 finished seed, so no standard deviation/);
+    assert.match(md, /- bad lr seed 0 \(\w+\) failed in its search: --lr: expected a number > 0, got -1/);
+    rmSync(join(whole, 'report.html'));
+    const again = await pcdarts('experiment', 'report', whole);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(readFileSync(join(whole, 'report.md'), 'utf8'), md);
+    const html = readFileSync(join(whole, 'report.html'), 'utf8');
+    assert.match(html, /Figure 3\)<\/h2>\n<figure><svg/);
+    assert.equal((html.match(/<figcaption>seed 0/g) ?? []).length, 2, 'one cell drawing per genotype (pcdarts and random)');
+    const missing = await pcdarts('experiment', 'report', join(root, 'absent'));
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /^pcdarts experiment report: .*absent: no such directory\n$/);
+  });
+
   it('killed with SIGKILL mid-search and run again: the same results, genotypes and losses bit for bit', async () => {
     const dir = join(root, 'killed');
     const { child, done } = start(['experiment', 'run', spec, '--out', dir, '--parallel', '2']);
