@@ -9,6 +9,7 @@ import cliProgress from 'cli-progress';
 import { Command, CommanderError, Option } from 'commander';
 
 import { DEFAULT_SEARCH_CONFIG, DEFAULT_TRAIN_CONFIG, formatDuration, installStopHandlers, oneLine, RunInputError, SIGNAL_EXIT_CODES, StopRequest } from '../index.js';
+import { errorLine, exitStatusOf } from './common.js';
 import type { SearchConfig, SearchRuntime, TrainConfig, TrainRuntime } from '../index.js';
 import {
   type PhaseConfigs, runExperiment, type RunnerEvent, runTrialPhase, type Trial, TRIAL_BUSY_EXIT_CODE, TrialBusyError,
@@ -83,8 +84,8 @@ function trialCommand(): Command {
           report: (message) => { process.stdout.write(`${JSON.stringify(message)}\n`); },
         });
       } catch (error) {
-        process.stderr.write(`pcdarts experiment trial: ${oneLine(error)}\n`);
-        process.exitCode = error instanceof RunInputError ? 2 : error instanceof TrialBusyError ? TRIAL_BUSY_EXIT_CODE : 1;
+        process.stderr.write(`pcdarts experiment trial: ${errorLine(error)}\n`);
+        process.exitCode = error instanceof TrialBusyError ? TRIAL_BUSY_EXIT_CODE : exitStatusOf(error);
       } finally {
         clearInterval(watch);
         stop.dispose();
@@ -145,7 +146,7 @@ function runCommand(): Command {
   return addQueueOptions(new Command('run'))
     .description('run every trial of an experiment spec (search, then retraining of its genotype); rerun the same command to continue')
     .argument('<spec>', 'experiment spec (JSON), e.g. experiments/quick.json')
-    .addOption(new Option('--out <dir>', 'experiment directory (created, or continued when it holds this spec\'s trials)').makeOptionMandatory())
+    .addOption(new Option('-o, --out <dir>', 'experiment directory (created, or continued when it holds this spec\'s trials)').makeOptionMandatory())
     .addOption(new Option('--parallel <n>', 'trials at once, as child processes sharing the cores (threads = cores / N)').argParser(parseInteger).default(1))
     .action(async (spec: string, options: { out: string; parallel: number; queue?: string; detach?: boolean }, self: Command) => {
       if (options.queue !== undefined) {
@@ -199,8 +200,8 @@ function runCommand(): Command {
         process.exitCode = 0;
       } catch (error) {
         progress.stop();
-        process.stderr.write(`pcdarts experiment run: ${oneLine(error)}\n`);
-        process.exitCode = error instanceof RunInputError ? 2 : 1;
+        process.stderr.write(`pcdarts experiment run: ${errorLine(error)}\n`);
+        process.exitCode = exitStatusOf(error);
         if (!(error instanceof RunInputError)) process.stderr.write(`${error instanceof Error ? error.stack : String(error)}\n`);
       } finally {
         clearInterval(mirror);
