@@ -23,7 +23,9 @@ function parseFlags(make: () => Command, args: string[]): { options: Record<stri
   const command = make();
   let parsed: { options: Record<string, unknown>; given: (key: string) => boolean } | null = null;
   command.exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
-  command.action((_options: Record<string, unknown>, self: Command) => {
+  // The command is the action's last argument (train takes a positional genotype before its options).
+  command.action((...args: unknown[]) => {
+    const self = args[args.length - 1] as Command;
     parsed = { options: self.opts<Record<string, unknown>>(), given: (key) => self.getOptionValueSource(key) === 'cli' };
   });
   try {
