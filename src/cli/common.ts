@@ -88,6 +88,14 @@ export function checkEnvironment(env: NodeJS.ProcessEnv = process.env): void {
   if (build !== undefined && build !== '' && !WASM_BUILDS.includes(build)) {
     throw new RunInputError(`PCDARTS_WASM_BUILD: expected ${WASM_BUILDS.join(', ')} (or unset), got '${build}'`);
   }
+  const spin = env.PCDARTS_WORKER_SPIN_US;
+  if (spin !== undefined && spin !== '' && !(spin.trim() !== '' && Number.isFinite(Number(spin)) && Number(spin) >= 0)) {
+    throw new RunInputError(`PCDARTS_WORKER_SPIN_US: expected microseconds >= 0 (or unset for 100), got '${spin}'`);
+  }
+  const profile = env.PCDARTS_KERNEL_PROFILE;
+  if (profile !== undefined && profile !== '' && profile !== '0' && profile !== '1') {
+    throw new RunInputError(`PCDARTS_KERNEL_PROFILE: expected 1 (print the kernel profile at exit), 0 or unset, got '${profile}'`);
+  }
   const backend = env.PCDARTS_BACKEND;
   if (backend !== undefined && backend !== '' && !BACKENDS.includes(backend)) {
     throw new RunInputError(`PCDARTS_BACKEND: expected ${BACKENDS.join(' or ')} (or unset for wasm), got '${backend}'`);

@@ -161,6 +161,13 @@ describe('a first search, then train, info and test on it', () => {
       assert.equal(r.stdout.split('\n').filter((l) => l !== '').length, 1, 'stdout: the result line only');
     });
 
+    it('caps PCDARTS_THREADS at the core count with one warning too', async () => {
+      const r = await run(process.execPath, [MAIN, 'test', trained, '--limit-test', '16'], { env: { PCDARTS_THREADS: '999' } });
+      assert.equal(r.code, 0, r.stderr);
+      const warnings = r.stderr.split('\n').filter((l) => /warning/.test(l));
+      assert.deepEqual(warnings, [`pcdarts test: warning: PCDARTS_THREADS=999 is more than this machine's ${availableParallelism()} cores: using ${availableParallelism()}`]);
+    });
+
     it('flags given override the inherited defaults', async () => {
       const out = join(root, 'override');
       const r = await pcdarts('train', search, '--init-channels', '8', '--epochs', '1', '--limit-train', '32', '--limit-test', '16', '--batch-size', '16', '--threads', '2', '--out', out);
@@ -227,6 +234,8 @@ describe('every error is one line and exit status 2', () => {
     ['PCDARTS_THREADS not a number', ['info', 'PC_DARTS_cifar'], /^pcdarts: PCDARTS_THREADS: expected a whole number of threads >= 1 \(or unset for all cores\), got 'many'$/, { PCDARTS_THREADS: 'many' }],
     ['PCDARTS_THREADS zero', ['search', '--epochs', '2', '--warmup-epochs', '1'], /^pcdarts: PCDARTS_THREADS: .*got '0'$/, { PCDARTS_THREADS: '0' }],
     ['PCDARTS_WASM_BUILD unknown', ['train', '--epochs', '1'], /^pcdarts: PCDARTS_WASM_BUILD: expected simd, relaxed-simd, auto \(or unset\), got 'avx'$/, { PCDARTS_WASM_BUILD: 'avx' }],
+    ['PCDARTS_WORKER_SPIN_US negative', ['search', '--epochs', '2', '--warmup-epochs', '1'], /^pcdarts: PCDARTS_WORKER_SPIN_US: expected microseconds >= 0 \(or unset for 100\), got '-5'$/, { PCDARTS_WORKER_SPIN_US: '-5' }],
+    ['PCDARTS_KERNEL_PROFILE unknown', ['info', 'PC_DARTS_cifar'], /^pcdarts: PCDARTS_KERNEL_PROFILE: expected 1 .*got 'yes'$/, { PCDARTS_KERNEL_PROFILE: 'yes' }],
     ['PCDARTS_BACKEND unknown', ['test', '/nonexistent'], /^pcdarts: PCDARTS_BACKEND: expected wasm or ref \(or unset for wasm\), got 'cuda'$/, { PCDARTS_BACKEND: 'cuda' }],
   ];
   for (const [what, args, pattern, env] of cases) {
