@@ -109,7 +109,7 @@ describe('pcdarts experiment run --queue', () => {
     assert.match(again.stderr, /3 trials in .* 0 jobs added, 3 trials already queued/);
   });
 
-  it('experiment status lists each trial with its state, worker and attempts', async () => {
+  it('experiment status lists each trial with its state, worker and attempts; experiment report works unchanged', async () => {
     const status = await pcdarts('experiment', 'status', queued, '--json');
     assert.equal(status.code, 0, status.stderr);
     const rows = status.stdout.trim().split('\n').map((l) => JSON.parse(l) as { id: string; state: string; worker: string | null; attempts: number | null; epoch: string | null; error: string | null });
@@ -118,6 +118,10 @@ describe('pcdarts experiment run --queue', () => {
     for (const row of rows) assert.match(row.worker ?? '', /^[^:]+:\d+$/);
     assert.equal(rows[0].epoch, '2/2', 'the last progress of the retraining');
     assert.equal(rows[2].error, '--lr: expected a number > 0, got -1');
+    // The report of a queued experiment is made as for a local one.
+    const report = await pcdarts('experiment', 'report', queued);
+    assert.equal(report.code, 0, report.stderr);
+    assert.match(readFileSync(join(queued, 'report.md'), 'utf8'), /pcdarts K=2 EN/);
     const table = await pcdarts('experiment', 'status', queued);
     assert.match(table.stdout, /3 trials \(2 done, 1 failed\); queue redis:\/\/127\.0\.0\.1:\d+/);
   });
