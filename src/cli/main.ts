@@ -11,6 +11,9 @@
  * PCDARTS_BACKEND); every error is one line on stderr, never a stack trace (PCDARTS_DEBUG=1 adds
  * it for a bug).
  */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
 import { Command, CommanderError } from 'commander';
 
 import { rewriteAuthorFlags } from './aliases.js';
@@ -72,7 +75,8 @@ function withAuthorFlags(root: Command, argv: string[]): string[] {
   return [...argv.slice(0, at + 1), ...rest];
 }
 
-async function main(argv: string[]): Promise<number> {
+/** Runs the CLI on `argv` (without node and the script) in this process; returns the exit status. */
+export async function main(argv: string[]): Promise<number> {
   try {
     checkEnvironment();
     const root = program();
@@ -93,4 +97,19 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exit(await main(process.argv.slice(2)));
+/** True when this file is the script node runs (through a bin symlink or without its extension too). */
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (script === undefined) return false;
+  for (const candidate of [script, `${script}.js`]) {
+    try {
+      if (realpathSync(candidate) === fileURLToPath(import.meta.url)) return true;
+    } catch {
+      // not this one
+    }
+  }
+  return false;
+}
+
+// Only as the entry point (the fuzz test imports program() and main() to run many cases in one process).
+if (isEntryPoint()) process.exit(await main(process.argv.slice(2)));

@@ -3,6 +3,9 @@
  * work is in the library (src/run/search.ts); this file parses, wires progress and signals,
  * and turns outcomes into exit statuses: 0 done, 2 bad input, 130/143 stopped by SIGINT/SIGTERM.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
 import { Command, InvalidArgumentError, Option } from 'commander';
 
 import {
@@ -136,6 +139,8 @@ async function runSearchCommand(command: Command): Promise<number> {
   if (run.finished) {
     err(`${dir} has already finished all ${run.config.epochs} epochs; its genotype is in ${dir}/genotype.json`);
     run.dispose();
+    // A run killed while writing its report (written atomically: absent, never half) gets it now.
+    if (!existsSync(join(dir, 'report.html'))) await writeReportAfterRun(dir);
     return 0;
   }
   if (run.position.epoch === 0 && run.position.step === 0) printSearchEstimate(run);

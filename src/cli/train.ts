@@ -4,6 +4,9 @@
  * signals, and turns outcomes into exit statuses: 0 done, 2 bad input, 130/143 stopped by
  * SIGINT/SIGTERM (after a checkpoint).
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
 import { Command, Option } from 'commander';
 
 import {
@@ -140,6 +143,8 @@ async function runTrainCommand(command: Command, genotypeArg: string | undefined
     const test = run.testResult;
     err(`${dir} has already finished all ${run.config.epochs} epochs${test ? `; test: ${formatTestResult(test)}` : ''}`);
     run.dispose();
+    // A run killed while writing its report (written atomically: absent, never half) gets it now.
+    if (!existsSync(join(dir, 'report.html'))) await writeReportAfterRun(dir);
     return 0;
   }
   if (inheritedLine !== null) err(inheritedLine);

@@ -28,7 +28,8 @@ import type { OptimizerState } from '../nn/optim.js';
 import { readSafetensors, type SafetensorsInput, type SafetensorsTensor, writeSafetensors } from '../nn/safetensors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { oneLine, RunInputError } from './errors.js';
-import { removeTemporaryFiles, writeFileAtomic } from './files.js';
+import { removeTemporaryFiles, writeFailure, writeFileAtomic } from './files.js';
+import { testPoint } from './test-hooks.js';
 
 export const CHECKPOINT_DIR = 'checkpoint';
 export const CHECKPOINT_STATE_FILE = 'state.json';
@@ -83,7 +84,7 @@ function parseStateFile<State>(text: string): StateFile<State> {
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw new Error(`corrupt checkpoint state (${(error as Error).message})`);
+    throw new Error(`corrupt checkpoint state (${oneLine(error)})`);
   }
   const file = value as Partial<StateFile<State>>;
   if (value === null || typeof value !== 'object' || file.pcdarts_checkpoint !== 1 || !Number.isInteger(file.serial)
@@ -145,7 +146,11 @@ export interface WriteCheckpointOptions {
 /** Writes a checkpoint with the commit protocol above; returns it (serial and state text). */
 export function commitCheckpoint<State>(runDir: string, content: CheckpointContent<State>, options: WriteCheckpointOptions = {}): CommittedCheckpoint {
   const dir = join(runDir, CHECKPOINT_DIR);
-  mkdirSync(dir, { recursive: true });
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (error) {
+    throw writeFailure(dir, error);
+  }
   const previous = options.previous === undefined ? lastCommitted(runDir) : options.previous;
   // Above every serial in the folder, so a damaged state.json's tensor file is never reused.
   let serial = (previous?.serial ?? 0) + 1;
@@ -155,7 +160,9 @@ export function commitCheckpoint<State>(runDir: string, content: CheckpointConte
   }
   const tensorFile = `tensors-${String(serial).padStart(6, '0')}.safetensors`;
   const bytes = writeSafetensors(content.tensors, { format: 'pcdarts-checkpoint' });
-  writeFileAtomic(join(dir, tensorFile), bytes);
+  const point = { point: 'checkpoint-write' } as const;
+  writeFileAtomic(join(dir, tensorFile), bytes, point);
+  testPoint('checkpoint-write', `${tensorFile} written, before ${CHECKPOINT_PREVIOUS_FILE}`);
   const stateText = stateFileText<State>({
     pcdarts_checkpoint: 1, serial, written: new Date().toISOString(),
     tensors: { file: tensorFile, bytes: bytes.length, sha256: sha256(bytes) },
@@ -163,10 +170,12 @@ export function commitCheckpoint<State>(runDir: string, content: CheckpointConte
   });
   let keep: string | null = null;
   if (previous !== null) {
-    writeFileAtomic(join(dir, CHECKPOINT_PREVIOUS_FILE), previous.stateText);
+    writeFileAtomic(join(dir, CHECKPOINT_PREVIOUS_FILE), previous.stateText, point);
     keep = parseStateFile(previous.stateText).tensors.file;
   }
-  writeFileAtomic(join(dir, CHECKPOINT_STATE_FILE), stateText);
+  testPoint('checkpoint-write', `before ${CHECKPOINT_STATE_FILE} of serial ${serial}`);
+  writeFileAtomic(join(dir, CHECKPOINT_STATE_FILE), stateText, point);
+  testPoint('checkpoint-write', `serial ${serial} committed, before removing old files`);
   // Committed: tensor files neither state file names, and debris of interrupted writes, can go.
   for (const name of readdirSync(dir)) {
     if (TENSOR_FILE_PATTERN.test(name) && name !== tensorFile && name !== keep) rmSync(join(dir, name), { force: true });

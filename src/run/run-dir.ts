@@ -12,11 +12,12 @@
  * checkpoints); each checkpoint records their byte lengths and `truncateLogs` cuts them
  * back on resume, so a resumed run's logs read exactly as an uninterrupted run's.
  */
-import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, truncateSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { RunInputError } from './errors.js';
-import { removeTemporaryFiles, writeFileAtomic } from './files.js';
+import { oneLine, RunInputError } from './errors.js';
+import { removeTemporaryFiles, writeAll, writeFailure, writeFileAtomic } from './files.js';
+import { testPoint } from './test-hooks.js';
 import { acquireRunLock, LOCK_FILE, type RunLock } from './lock.js';
 
 export const CONFIG_FILE = 'config.json';
@@ -67,7 +68,7 @@ export function readRunConfig(dir: string, command?: string): RunConfigFile {
   try {
     value = JSON.parse(readFileSync(path, 'utf8'));
   } catch (error) {
-    throw new RunInputError(`${path}: not valid JSON (${(error as Error).message})`);
+    throw new RunInputError(`${path}: not valid JSON (${oneLine(error)})`);
   }
   const file = value as Partial<RunConfigFile>;
   if (value === null || typeof value !== 'object' || file.pcdarts_run !== 1 || typeof file.command !== 'string'
@@ -101,7 +102,11 @@ export class RunDirectory {
    */
   static create(dir: string, configFile: RunConfigFile, options: OpenRunOptions = {}): RunDirectory {
     checkNewRunDirectory(dir);
-    mkdirSync(dir, { recursive: true });
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (error) {
+      throw writeFailure(dir, error);
+    }
     const lock = options.lock ?? acquireRunLock(dir, options.purpose ?? configFile.command);
     try {
       checkNewRunDirectory(dir); // again: another process may have filled it since the check above
@@ -132,18 +137,41 @@ export class RunDirectory {
   private logDescriptor(name: string): number {
     let fd = this.logs.get(name);
     if (fd === undefined) {
-      fd = openSync(join(this.path, name), 'a');
+      try {
+        fd = openSync(join(this.path, name), 'a');
+      } catch (error) {
+        throw writeFailure(join(this.path, name), error);
+      }
       this.logs.set(name, fd);
     }
     return fd;
   }
 
-  /** Appends one JSON record as a line to `name` (default log.jsonl). */
+  /**
+   * Appends one JSON record as a line to `name` (default log.jsonl). A failed write (no space,
+   * an I/O error) cuts the log back to where it was, so it never holds a torn line, and is a
+   * FileWriteError.
+   */
   append(record: unknown, name = LOG_FILE): void {
     const line = Buffer.from(`${JSON.stringify(record)}\n`, 'utf8');
     const fd = this.logDescriptor(name);
-    let offset = 0;
-    while (offset < line.length) offset += writeSync(fd, line, offset, line.length - offset);
+    const path = join(this.path, name);
+    let size: number | null = null;
+    try {
+      size = fstatSync(fd).size;
+      writeAll(fd, line.subarray(0, line.length >> 1), path);
+      testPoint('log-write', `${name}: half a line written`);
+      writeAll(fd, line.subarray(line.length >> 1), path);
+    } catch (error) {
+      if (size !== null) {
+        try {
+          ftruncateSync(fd, size);
+        } catch {
+          // the resume cuts the log back to its checkpoint's length anyway
+        }
+      }
+      throw writeFailure(path, error);
+    }
   }
 
   /** Byte lengths of the given logs (0 for an absent one), after making them durable: what a checkpoint records. */
@@ -152,7 +180,11 @@ export class RunDirectory {
     for (const name of names) {
       const fd = this.logs.get(name);
       if (fd !== undefined) {
-        fsyncSync(fd);
+        try {
+          fsyncSync(fd);
+        } catch (error) {
+          throw writeFailure(join(this.path, name), error);
+        }
         sizes[name] = fstatSync(fd).size;
       } else {
         const path = join(this.path, name);
@@ -170,7 +202,13 @@ export class RunDirectory {
     for (const [name, size] of Object.entries(sizes)) {
       const path = join(this.path, name);
       if (!existsSync(path)) continue;
-      if (statSync(path).size > size) truncateSync(path, size);
+      if (statSync(path).size > size) {
+        try {
+          truncateSync(path, size);
+        } catch (error) {
+          throw writeFailure(path, error);
+        }
+      }
     }
   }
 

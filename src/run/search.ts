@@ -42,6 +42,7 @@ import {
   loadModuleTensors, loadNamedTensors, moduleTensors, namedTensors, optimizerStateFrom, optimizerTensors, readCheckpoint,
 } from './checkpoint.js';
 import { useBackend } from './backend.js';
+import { testPoint } from './test-hooks.js';
 import {
   checkDataSettings, DEFAULT_IMAGE_SIZE, datasetLogFacts, evaluationBatches, loadRunDataset, nextBatch, searchSplit, trainingBatches,
   verifyUsedImages,
@@ -590,14 +591,17 @@ export class SearchRun extends EpochRun<SearchStepRecord, SearchEpochRecord, Sea
       }
       this.model.zeroGrad();
       const { loss, correct } = withFrozen(this.model.archParameters(), () => tidy(() => {
+        testPoint('forward');
         const logits = this.model.forward(train.x);
         const correctCount = countCorrect(logits, train.labels);
         const l = ops.crossEntropy(logits, train.labels);
+        testPoint('backward');
         backward(l);
         return { loss: l.item(), correct: correctCount };
       }));
       this.checkFinite('the loss', loss);
       this.checkFinite('the weight gradients\' norm', clipGradNorm(weights, this.config.gradClip));
+      testPoint('optimizer-step');
       this.sgd.step();
       return { loss, correct, archLoss, images: train.labels.length, waitMs };
     });

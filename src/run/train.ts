@@ -47,6 +47,7 @@ import {
 } from './epoch-run.js';
 import { asInputErrors, RunInputError } from './errors.js';
 import { writeFileAtomic } from './files.js';
+import { testPoint } from './test-hooks.js';
 import { countTopK, float32ForJson, roundForLog } from './metrics.js';
 import { checkNewRunDirectory, readRunConfig, type RunConfigFile, RunDirectory } from './run-dir.js';
 import { GENOTYPE_FILE } from './search.js';
@@ -364,6 +365,7 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
     const result = tidy(() => {
       const { x, labels, waitMs } = nextBatch(this.trainSource);
       this.model.zeroGrad();
+      testPoint('forward');
       const { logits, logitsAux } = this.model.forward(x);
       const correct = countTopK(logits, labels, 1); // before backward frees the logits
       let loss = ops.crossEntropy(logits, labels, smoothing);
@@ -372,8 +374,10 @@ export class TrainRun extends EpochRun<TrainStepRecord, TrainEpochRecord, TrainC
       }
       const lossValue = loss.item();
       this.checkFinite('the loss', lossValue);
+      testPoint('backward');
       backward(loss);
       this.checkFinite('the weight gradients\' norm', clipGradNorm(this.model.parameters(), gradClip));
+      testPoint('optimizer-step');
       this.sgd.step();
       return { loss: lossValue, correct, images: labels.length, waitMs };
     });

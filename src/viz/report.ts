@@ -4,10 +4,10 @@
  * nothing. Sections: summary, skipped log lines, final cells, curves, genotype per epoch with
  * the changes marked, architecture-weight heatmaps, config.
  */
-import { writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 
 import type { Genotype } from '../darts/genotype.js';
+import { writeFileAtomic } from '../run/files.js';
 import { CELL_TYPES, cellTitle, type CellType } from './cell-graph.js';
 import { drawCellSvg } from './cell-drawing.js';
 import { renderChartSvg, runCharts } from './charts.js';
@@ -37,7 +37,8 @@ export interface ReportOptions {
 export async function writeRunReport(dir: string, outPath: string = join(dir, 'report.html'), options: ReportOptions = {}): Promise<ReportResult> {
   const run = readRunDirectory(dir);
   const { html, charts } = await buildRunReport(run, options);
-  writeFileSync(outPath, html);
+  // Atomic: a kill or a full disk leaves the previous report (or none), never half a page.
+  writeFileAtomic(outPath, html, { point: 'report-write' });
   return { path: outPath, run, charts, skipped: run.issues.filter((issue) => issue.skipped) };
 }
 
