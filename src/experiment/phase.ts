@@ -14,6 +14,7 @@ import { join } from 'node:path';
 
 import { type Genotype, parseGenotypeJSON } from '../darts/genotype.js';
 import { NON_FINITE_EXIT_CODE, NonFiniteError, oneLine, RunInputError } from '../run/errors.js';
+import { describeHolder, takeOverOtherHostRunLock } from '../run/lock.js';
 import { isRunDirectory } from '../run/run-dir.js';
 import { GENOTYPE_FILE, type SearchConfig, SearchRun, type SearchRuntime } from '../run/search.js';
 import { StopRequest, type StopSignal, SIGNAL_EXIT_CODES } from '../run/signals.js';
@@ -99,6 +100,12 @@ export async function runTrialPhase(options: RunPhaseOptions): Promise<PhaseExit
     // Another process may have finished it while this one waited for the lock.
     if (readPhaseStatus(dir, id, phase)?.state === 'done') return 0;
     const runDir = join(trialDir(dir, id), PHASE_RUN_DIR[phase]);
+    // Holding the trial lock proves that no live trial entry, on any host, writes runDir; a run
+    // lock left by another host is then a dead machine's, and is taken over (logged).
+    if (existsSync(runDir)) {
+      const orphan = takeOverOtherHostRunLock(runDir, `experiment trial ${id} --phase ${phase}`);
+      if (orphan !== null) process.stderr.write(`pcdarts experiment trial: took over ${join(runDir, 'run.lock')} of ${describeHolder(orphan)}, whose machine no longer holds the trial\n`);
+    }
     let nonFinite: string | null = null;
     let lastStepReport = 0;
     const configs = options.configs(trial);

@@ -190,6 +190,24 @@ export function acquireRunLock(dir: string, purpose: string): RunLock {
   throw new RunInputError(`${path}: could not take the run lock (other processes keep competing for it)`);
 }
 
+/**
+ * Removes DIR's run lock when it is held by a process on ANOTHER host, for a caller that has
+ * already proved that no live process can be writing DIR (the experiment trial entry, once it
+ * holds the trial's own heartbeat lock, which a live holder on any host keeps fresh). A machine
+ * that died mid-trial leaves such a lock behind; without this, its trial could never resume.
+ * Same-host locks are left to acquireRunLock (a live pid keeps its lock, a dead one is taken
+ * over there). Returns the record that was removed, or null when there was nothing to remove.
+ */
+export function takeOverOtherHostRunLock(dir: string, purpose: string): RunLockRecord | null {
+  const path = join(dir, LOCK_FILE);
+  const held = readLockQuietly(path);
+  if (held === null || held.record === null || held.record.host === hostname()) return null;
+  const me: RunLockRecord = {
+    host: hostname(), pid: process.pid, started: new Date().toISOString(), purpose, token: randomBytes(8).toString('hex'),
+  };
+  return breakStale(path, held.token, me) ? held.record : null;
+}
+
 const heldLocks = new Set<RunLock>();
 let exitHookInstalled = false;
 

@@ -3,7 +3,7 @@
  * time; a trial with a bad flag is recorded with its one-line error while the others finish;
  * a runner SIGKILLed in the middle of a search and run again gives the same results, genotypes
  * and losses bit for bit as an uninterrupted run (the orphaned child writes a checkpoint and
- * stops; the rerun resumes it); a spec with an added seed reuses the finished trials untouched.
+ * stops; the rerun resumes it, taking over a run lock that a dead machine left); a spec with an added seed reuses the finished trials untouched.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -129,6 +129,9 @@ describe('pcdarts experiment run', () => {
     // The orphaned children notice, write a checkpoint and stop (their locks go).
     await waitFor(() => readdirSync(join(dir, 'trials')).every((id) => !existsSync(join(dir, 'trials', id, 'lock'))), 'the orphaned trials to stop', 60_000);
     assert.equal(existsSync(join(dir, 'trials', pcId, 'search.status.json')), false, 'the search finished before the runner was killed');
+    // As if the search had been running on a machine that died: its run lock names another host,
+    // whose pid cannot be checked. The rerun holds the trial lock, so it takes that lock over.
+    writeFileSync(join(searchDir, 'run.lock'), `${JSON.stringify({ host: 'dead-machine.example', pid: 4242, started: '2026-12-01T00:00:00.000Z', purpose: 'search', token: 'abcdefabcdefabcd' })}\n`);
     const again = await pcdarts('experiment', 'run', spec, '--out', dir, '--parallel', '2');
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stderr, new RegExp(`trial pcdarts K=2 EN seed 0 \\(${pcId}\\): search resumed from its checkpoint`));

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 
 import { RunInputError } from '../../src/run/errors.js';
-import { acquireRunLock, LOCK_FILE, processAlive, RunLockedError, runLockHolder } from '../../src/run/lock.js';
+import { acquireRunLock, LOCK_FILE, processAlive, RunLockedError, runLockHolder, takeOverOtherHostRunLock } from '../../src/run/lock.js';
 
 const root = mkdtempSync(join(tmpdir(), 'pcdarts-lock-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -81,6 +81,20 @@ describe('run lock', () => {
     const dir = freshDir();
     writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ host: 'elsewhere.example', pid: deadPid(), started: 'x', purpose: 'train', token: 'dddddddddddddddd' }));
     assert.throws(() => acquireRunLock(dir, 'search'), /in use by pcdarts train \(pid \d+ on elsewhere\.example/);
+  });
+
+  it('takeOverOtherHostRunLock removes only another host\'s lock (a dead machine\'s, for a caller that proved it)', () => {
+    const dir = freshDir();
+    const other = { host: 'elsewhere.example', pid: 4242, started: 'x', purpose: 'train', token: 'eeeeeeeeeeeeeeee' };
+    writeFileSync(join(dir, LOCK_FILE), JSON.stringify(other));
+    assert.deepEqual(takeOverOtherHostRunLock(dir, 'experiment trial'), other);
+    assert.ok(!existsSync(join(dir, LOCK_FILE)));
+    assert.deepEqual(readdirSync(dir), [], 'no takeover file left behind');
+    const lock = acquireRunLock(dir, 'search');
+    assert.equal(takeOverOtherHostRunLock(dir, 'experiment trial'), null, 'a lock of this host is left to acquireRunLock');
+    assert.ok(existsSync(join(dir, LOCK_FILE)));
+    lock.release();
+    assert.equal(takeOverOtherHostRunLock(dir, 'experiment trial'), null, 'no lock: nothing to do');
   });
 
   it('is a one-line RunInputError for a missing directory', () => {
