@@ -102,11 +102,9 @@ export class RunDirectory {
    */
   static create(dir: string, configFile: RunConfigFile, options: OpenRunOptions = {}): RunDirectory {
     checkNewRunDirectory(dir);
-    try {
-      mkdirSync(dir, { recursive: true });
-    } catch (error) {
-      throw writeFailure(dir, error);
-    }
+    // A failed mkdir stays the filesystem's own error (path, syscall, code): the CLI says it in
+    // words ("cannot create the directory: ...", exit 2), as for every other filesystem error.
+    mkdirSync(dir, { recursive: true });
     const lock = options.lock ?? acquireRunLock(dir, options.purpose ?? configFile.command);
     try {
       checkNewRunDirectory(dir); // again: another process may have filled it since the check above
