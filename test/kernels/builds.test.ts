@@ -59,7 +59,8 @@ describe('wasm kernel builds', () => {
     const cli = here('../../src/cli/main.js');
     const bad = runNode([cli, 'info', '--genotype', 'PC_DARTS_cifar', '--layers', '2', '--init-channels', '4'], { PCDARTS_WASM_BUILD: 'avx9' });
     assert.equal(bad.status, 2, bad.out);
-    assert.equal(bad.out.trim(), "pcdarts info: PCDARTS_WASM_BUILD: expected simd, relaxed-simd or auto, got 'avx9'");
+    // Environment variables are checked up front, before any command runs (one line, exit 2).
+    assert.equal(bad.out.trim(), "pcdarts: PCDARTS_WASM_BUILD: expected simd, relaxed-simd, auto (or unset), got 'avx9'");
     const version = runNode([cli, '--version'], { PCDARTS_WASM_BUILD: '' });
     assert.equal(version.status, 0, version.out);
     assert.match(version.out, new RegExp(`^kernels: wasm ${defaultBuild} build`, 'm'));
