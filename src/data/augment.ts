@@ -117,19 +117,23 @@ export function evaluationResizeSide(size: number): number {
 }
 
 /**
- * Evaluation geometry: Resize(short side -> side) as torchvision computes the other side
- * (int(side * long / short)), then CenterCrop(size) (top = round((h - size) / 2), half to even).
+ * Resize of the short side to `side` (the other side as torchvision computes it,
+ * int(side * long / short)), then the centre `crop` (top = round((h - crop) / 2), halves to even).
  */
-export function evaluationGeometry(width: number, height: number, size: number): { resizeWidth: number; resizeHeight: number; crop: CropBox } {
-  const side = evaluationResizeSide(size);
+export function resizeCropGeometry(width: number, height: number, side: number, crop: number): { resizeWidth: number; resizeHeight: number; crop: CropBox } {
   const [short, long] = width <= height ? [width, height] : [height, width];
   const newLong = Math.trunc((side * long) / short);
   const resizeWidth = width <= height ? side : newLong;
   const resizeHeight = width <= height ? newLong : side;
   return {
     resizeWidth, resizeHeight,
-    crop: { top: roundHalfEven((resizeHeight - size) / 2), left: roundHalfEven((resizeWidth - size) / 2), height: size, width: size },
+    crop: { top: roundHalfEven((resizeHeight - crop) / 2), left: roundHalfEven((resizeWidth - crop) / 2), height: crop, width: crop },
   };
+}
+
+/** Evaluation geometry: Resize(short side -> evaluationResizeSide(size)), then CenterCrop(size). */
+export function evaluationGeometry(width: number, height: number, size: number): { resizeWidth: number; resizeHeight: number; crop: CropBox } {
+  return resizeCropGeometry(width, height, evaluationResizeSide(size), size);
 }
 
 // ------------------------------------------------------------------------------------------

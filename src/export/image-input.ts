@@ -17,7 +17,7 @@
  *
  * Then ToTensor + Normalize with the model's mean and std. Node only (sharp).
  */
-import { type CropBox, evaluationResizeSide, normaliseInto, roundHalfEven } from '../data/augment.js';
+import { evaluationResizeSide, normaliseInto, resizeCropGeometry } from '../data/augment.js';
 import { normalisationTable } from '../data/batch.js';
 import { FASHION_MNIST_PADDING, FASHION_MNIST_RAW_SIZE } from '../data/dataset.js';
 import { fullImage, openImage, resizedCrop } from '../data/image-decode.js';
@@ -61,21 +61,8 @@ export function inputTransform(description: Pick<ModelDescription, 'dataset' | '
   return { ...base, kind: 'fit', resize: height, crop: height, pad: 0 };
 }
 
-/**
- * Resize of the short side to `side` (the other side as torchvision computes it,
- * int(side * long / short)), then the centre `crop` (top = round((h - crop) / 2), halves to
- * even): augment.ts's evaluationGeometry with the resized side given.
- */
-export function resizeCropGeometry(width: number, height: number, side: number, crop: number): { resizeWidth: number; resizeHeight: number; crop: CropBox } {
-  const [short, long] = width <= height ? [width, height] : [height, width];
-  const newLong = Math.trunc((side * long) / short);
-  const resizeWidth = width <= height ? side : newLong;
-  const resizeHeight = width <= height ? newLong : side;
-  return {
-    resizeWidth, resizeHeight,
-    crop: { top: roundHalfEven((resizeHeight - crop) / 2), left: roundHalfEven((resizeWidth - crop) / 2), height: crop, width: crop },
-  };
-}
+/** The evaluation transform's geometry with the resized side given (data/augment.ts). */
+export { resizeCropGeometry };
 
 /** Pillow's RGB -> L (what torchvision's Grayscale computes): (299 R + 587 G + 114 B) / 1000 in fixed point. */
 export function luma(r: number, g: number, b: number): number {
