@@ -52,12 +52,11 @@ export interface Architect {
 }
 
 /**
- * First-order architect. Weight gradients are not computed in its backward pass: the
- * weight step zeroes them before use anyway, so skipping them changes no number (the
- * authors' code computes and discards them).
+ * What every architect shares: Adam over the architecture parameters, and the update that
+ * clips their gradients' global norm (when asked) before the Adam step.
  */
-export class FirstOrderArchitect implements Architect {
-  readonly order = 1;
+export abstract class AdamArchitect implements Architect {
+  abstract readonly order: ArchitectOrder;
   readonly optimizer: Adam;
   private readonly gradClip: number | null;
 
@@ -65,6 +64,23 @@ export class FirstOrderArchitect implements Architect {
     this.optimizer = new Adam(model.archParameters(), { lr: options.lr, betas: options.betas, weightDecay: options.weightDecay });
     this.gradClip = options.gradClip ?? null;
   }
+
+  abstract step(x: Tensor, labels: Int32Array, context?: WeightStepContext): number;
+
+  /** Clips the gradients of `arch` (the architecture parameters) if asked, then steps Adam. */
+  protected update(arch: readonly Tensor[]): void {
+    if (this.gradClip !== null) clipGradNorm(arch, this.gradClip);
+    this.optimizer.step();
+  }
+}
+
+/**
+ * First-order architect. Weight gradients are not computed in its backward pass: the
+ * weight step zeroes them before use anyway, so skipping them changes no number (the
+ * authors' code computes and discards them).
+ */
+export class FirstOrderArchitect extends AdamArchitect {
+  readonly order = 1;
 
   step(x: Tensor, labels: Int32Array): number {
     const arch = this.model.archParameters();
@@ -74,8 +90,7 @@ export class FirstOrderArchitect implements Architect {
       backward(l);
       return l.item();
     }));
-    if (this.gradClip !== null) clipGradNorm(arch, this.gradClip);
-    this.optimizer.step();
+    this.update(arch);
     return loss;
   }
 }

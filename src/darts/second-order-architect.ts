@@ -24,27 +24,18 @@
  * v stays in the weights' .grad tensors between steps 2 and 3 (the two perturbed passes
  * compute no weight gradients); the weight step zeroes them before its own backward.
  */
-import { Adam, clipGradNorm } from '../nn/optim.js';
 import { backward } from '../tensor/autograd.js';
 import * as ops from '../tensor/ops.js';
 import { tidy, type Tensor } from '../tensor/tensor.js';
-import { type Architect, type ArchitectOptions, DEFAULT_ARCHITECT, type WeightStepContext, withFrozen } from './architect.js';
-import type { SearchNetwork } from './search-network.js';
+import { AdamArchitect, type WeightStepContext, withFrozen } from './architect.js';
 
 /** The finite-difference step's numerator: R = HVP_RADIUS / ||v|| (the authors' r = 1e-2). */
 export const HVP_RADIUS = 0.01;
 
 const f32 = Math.fround;
 
-export class SecondOrderArchitect implements Architect {
+export class SecondOrderArchitect extends AdamArchitect {
   readonly order = 2;
-  readonly optimizer: Adam;
-  private readonly gradClip: number | null;
-
-  constructor(readonly model: SearchNetwork, options: ArchitectOptions = DEFAULT_ARCHITECT) {
-    this.optimizer = new Adam(model.archParameters(), { lr: options.lr, betas: options.betas, weightDecay: options.weightDecay });
-    this.gradClip = options.gradClip ?? null;
-  }
 
   step(x: Tensor, labels: Int32Array, context?: WeightStepContext): number {
     if (context === undefined) throw new Error('second-order architect: step() needs the weight step\'s batch, learning rate and optimiser');
@@ -137,8 +128,7 @@ export class SecondOrderArchitect implements Architect {
         out[i] = f32(g[i] - f32(eta * hvp));
       }
     });
-    if (this.gradClip !== null) clipGradNorm(arch, this.gradClip);
-    this.optimizer.step();
+    this.update(arch);
     return validLoss;
   }
 }
