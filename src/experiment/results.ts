@@ -18,17 +18,8 @@ import { planTrials, type Trial, type TrialPhase, trialPhases } from './trials.j
 
 export type TrialState = 'done' | 'failed' | 'pending';
 
-export interface TrialResult {
-  id: string;
-  label: string;
-  method: Trial['method'];
-  k: number;
-  edgeNorm: boolean;
-  order: 1 | 2;
-  seed: number;
-  random: boolean;
-  searchArgs: string[];
-  trainArgs: string[];
+/** A trial's settings (as in trial.json, less the sampled genotype) and what became of it. */
+export interface TrialResult extends Pick<Trial, 'id' | 'label' | 'method' | 'k' | 'edgeNorm' | 'order' | 'seed' | 'random' | 'searchArgs' | 'trainArgs'> {
   /** done: retrained and tested; failed: a phase failed (see error); pending: not (yet) run to the end. */
   state: TrialState;
   /** The phase that failed and its one-line error. */
