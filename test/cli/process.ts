@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -71,4 +72,29 @@ export async function killMidEpochAndResume(command: string, args: string[], dir
   const resumed = await pcdarts(command, '--resume', dir, '--threads', '2');
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.match(resumed.stderr, /resuming .* in epoch 2\/\d+ after step \d+ of it/);
+}
+
+/**
+ * A run log's records of these types without timings and memory: what must not depend on
+ * interruptions, thread counts or the machine.
+ */
+export function comparableRecords(dir: string, types: readonly string[] = ['step', 'epoch']): unknown[] {
+  return readLog(dir).filter((r) => types.includes(r.type)).map((r) => {
+    const { images_per_s: _rate, data_wait_ms: _wait, seconds: _seconds, peak_rss_mb: _rss, peak_tensor_mb: _tensor, ...rest } = r;
+    return rest;
+  });
+}
+
+/** Every file under dir (path relative to it -> sha256), to prove that nothing changed. */
+export function treeHashes(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (sub: string): void => {
+    for (const name of readdirSync(join(dir, sub)).sort()) {
+      const rel = join(sub, name);
+      if (statSync(join(dir, rel)).isDirectory()) walk(rel);
+      else out[rel] = createHash('sha256').update(readFileSync(join(dir, rel))).digest('hex');
+    }
+  };
+  walk('');
+  return out;
 }

@@ -3,14 +3,13 @@
  * (same backend and thread count everywhere, so runs are comparable bit for bit).
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
-import { assertBadInput, type Finished, INVOCATION, killMidEpochAndResume, pcdarts, readLog, start, waitFor } from './process.js';
+import { assertBadInput, comparableRecords, type Finished, INVOCATION, killMidEpochAndResume, pcdarts, readLog, start, treeHashes, waitFor } from './process.js';
 
 const BUNDLED = fileURLToPath(new URL('../../../data/fashion-mnist-subset', import.meta.url));
 /** 16 steps per epoch, architecture steps in the second epoch. */
@@ -21,32 +20,6 @@ const TINY = [
 
 const root = mkdtempSync(join(tmpdir(), 'pcdarts-cli-'));
 after(() => rmSync(root, { recursive: true, force: true }));
-
-
-/** Step and epoch records without timings and memory: what must not depend on interruptions. */
-function comparable(dir: string): unknown[] {
-  return readLog(dir).filter((r) => r.type === 'step' || r.type === 'epoch').map((r) => {
-    const { images_per_s: _rate, data_wait_ms: _wait, seconds: _seconds, peak_rss_mb: _rss, peak_tensor_mb: _tensor, ...rest } = r;
-    return rest;
-  });
-}
-
-
-/** Every file under dir with its size and hash, to prove that nothing changed. */
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (sub: string): void => {
-    for (const name of readdirSync(join(dir, sub)).sort()) {
-      const rel = join(sub, name);
-      const path = join(dir, rel);
-      if (statSync(path).isDirectory()) walk(rel);
-      else out[rel] = createHash('sha256').update(readFileSync(path)).digest('hex');
-    }
-  };
-  walk('');
-  return out;
-}
-
 
 describe('pcdarts search --help', () => {
   it('lists every flag with its default', async () => {
@@ -84,7 +57,7 @@ describe('pcdarts search runs', () => {
   it('resumes a run killed (SIGKILL) in the middle of an epoch to the same losses and genotype', async () => {
     const dir = join(root, 'killed');
     await killMidEpochAndResume('search', [...TINY, '--checkpoint-every', '1'], dir, 2);
-    assert.deepEqual(comparable(dir), comparable(reference));
+    assert.deepEqual(comparableRecords(dir), comparableRecords(reference));
     assert.equal(readFileSync(join(dir, 'genotype.json'), 'utf8'), readFileSync(join(reference, 'genotype.json'), 'utf8'));
     assert.equal(readFileSync(join(dir, 'genotypes.jsonl'), 'utf8'), readFileSync(join(reference, 'genotypes.jsonl'), 'utf8'));
   });
@@ -104,23 +77,23 @@ describe('pcdarts search runs', () => {
 
     const resumed = await pcdarts('search', '--resume', dir, '--threads', '2', '--k', '2', '--epochs', '2');
     assert.equal(resumed.code, 0, resumed.stderr);
-    assert.deepEqual(comparable(dir), comparable(reference));
+    assert.deepEqual(comparableRecords(dir), comparableRecords(reference));
     assert.equal(readFileSync(join(dir, 'genotype.json'), 'utf8'), readFileSync(join(reference, 'genotype.json'), 'utf8'));
   });
 
   it('refuses --resume with a conflicting setting, leaving the run untouched', async () => {
-    const before = snapshot(reference);
+    const before = treeHashes(reference);
     assertBadInput(await pcdarts('search', '--resume', reference, '--k', '4'),
       /--k 4 conflicts with the run, which has --k 2: flags given with --resume must match/);
     assertBadInput(await pcdarts('search', '--resume', reference, '--no-edge-norm'), /--no-edge-norm conflicts with the run/);
     assertBadInput(await pcdarts('search', '--resume', reference, '--out', join(root, 'other')), /--out and --resume exclude each other/);
-    assert.deepEqual(snapshot(reference), before);
+    assert.deepEqual(treeHashes(reference), before);
   });
 
   it('refuses --out on an existing run (pointing to --resume) and on a non-empty folder', async () => {
-    const before = snapshot(reference);
+    const before = treeHashes(reference);
     assertBadInput(await pcdarts('search', ...TINY, '--out', reference), /already holds a run: continue it with --resume/);
-    assert.deepEqual(snapshot(reference), before);
+    assert.deepEqual(treeHashes(reference), before);
     const full = join(root, 'full');
     mkdirSync(full);
     writeFileSync(join(full, 'notes.txt'), 'keep me');
@@ -129,11 +102,11 @@ describe('pcdarts search runs', () => {
   });
 
   it('says a finished run has nothing left to do', async () => {
-    const before = snapshot(reference);
+    const before = treeHashes(reference);
     const result = await pcdarts('search', '--resume', reference);
     assert.equal(result.code, 0);
     assert.match(result.stderr, /already finished all 2 epochs/);
-    assert.deepEqual(snapshot(reference), before);
+    assert.deepEqual(treeHashes(reference), before);
   });
 });
 

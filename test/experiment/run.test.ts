@@ -6,14 +6,13 @@
  * stops; the rerun resumes it, taking over a run lock that a dead machine left); a spec with an added seed reuses the finished trials untouched.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import type { ExperimentResults } from '../../src/index.js';
-import { type Finished, pcdarts, readLog, start, waitFor } from '../cli/process.js';
+import { comparableRecords, type Finished, pcdarts, readLog, start, treeHashes, waitFor } from '../cli/process.js';
 
 const root = mkdtempSync(join(tmpdir(), 'pcdarts-experiment-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -37,27 +36,6 @@ function writeSpec(name: string, value: unknown): string {
 function comparableResults(dir: string): unknown {
   const results = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as ExperimentResults;
   return results.trials.map(({ searchSeconds: _s, retrainSeconds: _r, ...rest }) => rest);
-}
-
-/** Step and epoch records of a run log without timings and memory. */
-function comparableLog(dir: string): unknown[] {
-  return readLog(dir).filter((r) => r.type === 'step' || r.type === 'epoch' || r.type === 'test').map((r) => {
-    const { images_per_s: _rate, data_wait_ms: _wait, seconds: _seconds, peak_rss_mb: _rss, peak_tensor_mb: _tensor, ...rest } = r;
-    return rest;
-  });
-}
-
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (sub: string): void => {
-    for (const name of readdirSync(join(dir, sub)).sort()) {
-      const rel = join(sub, name);
-      if (statSync(join(dir, rel)).isDirectory()) walk(rel);
-      else out[rel] = createHash('sha256').update(readFileSync(join(dir, rel))).digest('hex');
-    }
-  };
-  walk('');
-  return out;
 }
 
 const trialsOf = (dir: string): ExperimentResults['trials'] => (JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as ExperimentResults).trials;
@@ -140,7 +118,7 @@ describe('pcdarts experiment run', () => {
     for (const t of trialsOf(whole)) {
       if (t.state !== 'done') continue;
       for (const phase of t.random ? ['train'] : ['search', 'train']) {
-        assert.deepEqual(comparableLog(join(dir, 'trials', t.id, phase)), comparableLog(join(whole, 'trials', t.id, phase)), `${t.label} ${phase}`);
+        assert.deepEqual(comparableRecords(join(dir, 'trials', t.id, phase), ['step', 'epoch', 'test']), comparableRecords(join(whole, 'trials', t.id, phase), ['step', 'epoch', 'test']), `${t.label} ${phase}`);
       }
       if (!t.random) {
         assert.equal(readFileSync(join(dir, 'trials', t.id, 'search', 'genotypes.jsonl'), 'utf8'), readFileSync(join(whole, 'trials', t.id, 'search', 'genotypes.jsonl'), 'utf8'));
@@ -150,7 +128,7 @@ describe('pcdarts experiment run', () => {
   });
 
   it('a spec with an added seed reuses the finished trials untouched and runs the new ones', async () => {
-    const before = Object.fromEntries(trialsOf(whole).map((t) => [t.id, snapshot(join(whole, 'trials', t.id))]));
+    const before = Object.fromEntries(trialsOf(whole).map((t) => [t.id, treeHashes(join(whole, 'trials', t.id))]));
     const more = writeSpec('tiny-more', { ...SPEC, grid: { ...SPEC.grid, methods: ['pcdarts', 'random'], seeds: [0, 1] } });
     // Methods removed: another spec's trials, refused.
     const refused = await pcdarts('experiment', 'run', more, '--out', whole);
@@ -163,7 +141,7 @@ describe('pcdarts experiment run', () => {
     assert.deepEqual(trials.map((t) => [t.label, t.seed, t.state]), [
       ['pcdarts K=2 EN', 0, 'done'], ['pcdarts K=2 EN', 1, 'done'], ['random', 0, 'done'], ['random', 1, 'done'], ['bad lr', 0, 'failed'], ['bad lr', 1, 'failed'],
     ]);
-    for (const [id, files] of Object.entries(before)) assert.deepEqual(snapshot(join(whole, 'trials', id)), files, `trial ${id} changed`);
+    for (const [id, files] of Object.entries(before)) assert.deepEqual(treeHashes(join(whole, 'trials', id)), files, `trial ${id} changed`);
     assert.ok(!/seed 0 .*started/.test(result.stderr), result.stderr);
     assert.notDeepEqual(trials[0].genotype === null ? null : trials[2].genotype, trials[3].genotype);
   });

@@ -15,7 +15,7 @@ import { after, before, describe, it } from 'node:test';
 
 import type { ExperimentResults } from '../../src/index.js';
 import { parseQueueUrl, readJobStates, readQueueRecord } from '../../src/queue/index.js';
-import { type Finished, pcdarts, readLog, start, waitFor } from '../cli/process.js';
+import { comparableRecords, type Finished, pcdarts, readLog, start, waitFor } from '../cli/process.js';
 import { freePort, RedisServer } from './redis-server.js';
 
 const root = mkdtempSync(join(tmpdir(), 'pcdarts-queue-cli-'));
@@ -34,14 +34,6 @@ const trialsOf = (dir: string): ExperimentResults['trials'] => (JSON.parse(readF
 /** results.json without the times (which no two runs share). */
 function comparableResults(dir: string): unknown {
   return trialsOf(dir).map(({ searchSeconds: _s, retrainSeconds: _r, ...rest }) => rest);
-}
-
-/** Step, epoch and test records of a run log without timings and memory. */
-function comparableLog(dir: string): unknown[] {
-  return readLog(dir).filter((r) => r.type === 'step' || r.type === 'epoch' || r.type === 'test').map((r) => {
-    const { images_per_s: _rate, data_wait_ms: _wait, seconds: _seconds, peak_rss_mb: _rss, peak_tensor_mb: _tensor, ...rest } = r;
-    return rest;
-  });
 }
 
 describe('pcdarts experiment run --queue', () => {
@@ -93,7 +85,7 @@ describe('pcdarts experiment run --queue', () => {
     assert.equal(bad.error, '--lr: expected a number > 0, got -1');
     for (const t of [pc, random]) {
       for (const phase of t.random ? ['train'] : ['search', 'train']) {
-        assert.deepEqual(comparableLog(join(queued, 'trials', t.id, phase)), comparableLog(join(local, 'trials', t.id, phase)), `${t.label} ${phase}`);
+        assert.deepEqual(comparableRecords(join(queued, 'trials', t.id, phase), ['step', 'epoch', 'test']), comparableRecords(join(local, 'trials', t.id, phase), ['step', 'epoch', 'test']), `${t.label} ${phase}`);
       }
       assert.equal(readFileSync(join(queued, 'trials', t.id, 'test.json'), 'utf8'), readFileSync(join(local, 'trials', t.id, 'test.json'), 'utf8'));
     }

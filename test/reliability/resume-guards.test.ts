@@ -6,13 +6,12 @@
  * run; two damaged checkpoints are one line, exit 2, nothing changed.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, rmSync, statSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { assertBadInput, pcdarts, readLog, start, waitFor } from '../cli/process.js';
+import { assertBadInput, comparableRecords, pcdarts, readLog, start, treeHashes, waitFor } from '../cli/process.js';
 
 /** 8 steps per epoch, architecture steps in the second epoch. */
 const TINY = [
@@ -22,26 +21,6 @@ const TINY = [
 
 const root = mkdtempSync(join(tmpdir(), 'pcdarts-guards-'));
 after(() => rmSync(root, { recursive: true, force: true }));
-
-function comparable(dir: string): unknown[] {
-  return readLog(dir).filter((r) => r.type === 'step' || r.type === 'epoch').map((r) => {
-    const { images_per_s: _rate, data_wait_ms: _wait, seconds: _seconds, peak_rss_mb: _rss, peak_tensor_mb: _tensor, ...rest } = r;
-    return rest;
-  });
-}
-
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (sub: string): void => {
-    for (const name of readdirSync(join(dir, sub)).sort()) {
-      const rel = join(sub, name);
-      if (statSync(join(dir, rel)).isDirectory()) walk(rel);
-      else out[rel] = createHash('sha256').update(readFileSync(join(dir, rel))).digest('hex');
-    }
-  };
-  walk('');
-  return out;
-}
 
 /** Starts a search into dir and SIGKILLs it once the log shows `steps` steps. */
 async function killAfter(dir: string, steps: number): Promise<void> {
@@ -100,7 +79,7 @@ describe('one writer per run directory; checkpoint fallback (CLI)', () => {
     assert.ok((resume.took_over_lock as { pid: number }).pid > 0);
     assert.match((resume.checkpoint_fallback as { file: string }).file, new RegExp(`${files[1]}$`));
     assert.ok(!readdirSync(dir).includes('run.lock'), 'the lock is released at the end');
-    assert.deepEqual(comparable(dir), comparable(reference));
+    assert.deepEqual(comparableRecords(dir), comparableRecords(reference));
     assert.equal(readFileSync(join(dir, 'genotype.json'), 'utf8'), readFileSync(join(reference, 'genotype.json'), 'utf8'));
   });
 
@@ -111,8 +90,8 @@ describe('one writer per run directory; checkpoint fallback (CLI)', () => {
     const [older, latest] = tensorFiles(dir);
     writeFileSync(join(dir, 'checkpoint', latest!), readFileSync(join(dir, 'checkpoint', latest!)).subarray(0, 100));
     rmSync(join(dir, 'checkpoint', older!));
-    const before = snapshot(dir);
+    const before = treeHashes(dir);
     assertBadInput(await pcdarts('search', '--resume', dir, '--threads', '2'), /no intact checkpoint to resume from: .*truncated|no intact checkpoint to resume from: .*corrupt/);
-    assert.deepEqual(snapshot(dir), before);
+    assert.deepEqual(treeHashes(dir), before);
   });
 });

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 
 import { readCheckpoint } from '../../src/run/checkpoint.js';
-import { type Finished, pcdarts, readLog } from '../cli/process.js';
+import { comparableRecords, type Finished, pcdarts } from '../cli/process.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 /** 8 steps per epoch, architecture steps in the second epoch. */
@@ -33,13 +33,6 @@ function run(args: string[], env: Record<string, string> = {}): Promise<Finished
   child.stdout.on('data', (c) => { stdout += c; });
   child.stderr.on('data', (c) => { stderr += c; });
   return new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
-}
-
-function comparable(dir: string): unknown[] {
-  return readLog(dir).filter((r) => r.type === 'step' || r.type === 'epoch').map((r) => {
-    const { images_per_s: _rate, data_wait_ms: _wait, seconds: _seconds, peak_rss_mb: _rss, peak_tensor_mb: _tensor, ...rest } = r;
-    return rest;
-  });
 }
 
 /** Exit 2, one error line (progress notes aside) matching pattern, no stack trace. */
@@ -92,7 +85,7 @@ describe('write failures', () => {
       cpSync(dir, copy, { recursive: true });
       const resumed = await run(['search', '--resume', copy]);
       assert.equal(resumed.code, 0, resumed.stderr);
-      assert.deepEqual(comparable(copy), comparable(reference));
+      assert.deepEqual(comparableRecords(copy), comparableRecords(reference));
       assert.equal(readFileSync(join(copy, 'genotype.json'), 'utf8'), readFileSync(join(reference, 'genotype.json'), 'utf8'));
     } finally {
       spawnSync('umount', ['-l', mount]);
@@ -114,7 +107,7 @@ describe('write failures', () => {
       if (!resume) return;
       const resumed = await run(['search', '--resume', dir]);
       assert.equal(resumed.code, 0, resumed.stderr);
-      assert.deepEqual(comparable(dir), comparable(reference));
+      assert.deepEqual(comparableRecords(dir), comparableRecords(reference));
     });
   });
 
